@@ -1,0 +1,277 @@
+/* Bad input gets its status code and a message, changes nothing, and never crashes:
+ * config errors, every context file error, NULL handles for every function, bad fds and
+ * bad iovecs. Run under ASan/UBSan and valgrind too, so leaks on error paths show. */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+static char err[512];
+
+static void expect_set_error(const char *name, const char *value, const char *needle) {
+    conn_tls_config *cfg = conn_tls_config_new();
+    err[0] = 0;
+    CHECK_EQ(conn_tls_config_set(cfg, name, value, err, sizeof err), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(err, needle);
+    CHECK_QUEUE_EMPTY();
+    conn_tls_config_free(cfg);
+}
+
+/* ctx_new on the given options must fail with a message containing each needle. */
+static void expect_ctx_error(const char *const *opts, const char *needle1, const char *needle2) {
+    conn_tls_config *cfg = conn_tls_config_new();
+    for (const char *const *o = opts; *o; o += 2)
+        CHECK_EQ(conn_tls_config_set(cfg, o[0], o[1], err, sizeof err), CONN_TLS_OK);
+    err[0] = 0;
+    CHECK(conn_tls_ctx_new(cfg, err, sizeof err) == NULL);
+    CHECK_CONTAINS(err, needle1);
+    if (needle2) CHECK_CONTAINS(err, needle2);
+    CHECK_QUEUE_EMPTY();
+    conn_tls_config_free(cfg);
+}
+
+static void config_errors(void) {
+    expect_set_error("no-such-option", "1", "no-such-option");
+    expect_set_error("session-cache-size", "-5", "session-cache-size");
+    expect_set_error("session-cache-size", "12abc", "session-cache-size");
+    expect_set_error("tcp-user-timeout", "99999999999", "tcp-user-timeout");
+    expect_set_error("prefer-server-ciphers", "maybe", "prefer-server-ciphers");
+    expect_set_error("session-caching", "1", "session-caching");
+    expect_set_error("auth-clients", "sometimes", "auth-clients");
+    expect_set_error("protocols", "TLSv1.2 SSLv3", "SSLv3");
+
+    conn_tls_config *cfg = conn_tls_config_new();
+    CHECK_EQ(conn_tls_config_set(NULL, "protocols", "TLSv1.3", err, sizeof err), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(err, "NULL");
+    CHECK_EQ(conn_tls_config_set(cfg, NULL, "x", err, sizeof err), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_config_set(cfg, "protocols", NULL, err, sizeof err), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(err, "protocols");
+    /* err may be NULL when errlen is 0; a short buffer is truncated and terminated. */
+    CHECK_EQ(conn_tls_config_set(cfg, "bogus", "1", NULL, 0), CONN_TLS_EINVAL);
+    char tiny[6];
+    memset(tiny, 'x', sizeof tiny);
+    CHECK_EQ(conn_tls_config_set(cfg, "bogus", "1", tiny, sizeof tiny), CONN_TLS_EINVAL);
+    CHECK_EQ(strlen(tiny), 5);
+    /* A rejected value leaves the earlier one: TLSv1.3 only stays in force. */
+    CHECK_EQ(conn_tls_config_set(cfg, "protocols", "TLSv1.3", err, sizeof err), CONN_TLS_OK);
+    CHECK_EQ(conn_tls_config_set(cfg, "protocols", "TLSv9", err, sizeof err), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_config_set(cfg, "auth-clients", "no", err, sizeof err), CONN_TLS_OK);
+    CHECK_EQ(conn_tls_config_set(cfg, "cert-file", cert("server.crt"), err, sizeof err), CONN_TLS_OK);
+    CHECK_EQ(conn_tls_config_set(cfg, "key-file", cert("server.key"), err, sizeof err), CONN_TLS_OK);
+    conn_tls_ctx *ctx = conn_tls_ctx_new(cfg, err, sizeof err);
+    CHECK(ctx != NULL);
+    conn_tls_ctx_free(ctx);
+    conn_tls_config_free(cfg);
+    conn_tls_config_free(NULL);
+}
+
+static void context_errors(void) {
+    const char *missing[] = {"cert-file", "/nonexistent/server.crt", "key-file", cert("server.key"),
+                             "auth-clients", "no", NULL};
+    expect_ctx_error(missing, "/nonexistent/server.crt", "missing");
+
+    /* A file that is not PEM at all. */
+    char garbage[256];
+    snprintf(garbage, sizeof garbage, "%s/garbage.pem", getenv("CONNTLS_TMP") ? getenv("CONNTLS_TMP") : "/tmp");
+    FILE *f = fopen(garbage, "w");
+    CHECK(f);
+    fputs("this is not a certificate\n", f);
+    fclose(f);
+    const char *not_pem[] = {"cert-file", garbage, "key-file", cert("server.key"), "auth-clients", "no", NULL};
+    expect_ctx_error(not_pem, garbage, "not PEM");
+    const char *key_not_pem[] = {"cert-file", cert("server.crt"), "key-file", garbage, "auth-clients", "no", NULL};
+    expect_ctx_error(key_not_pem, "key-file", "not PEM");
+    const char *ca_not_pem[] = {"ca-cert-file", garbage, NULL};
+    expect_ctx_error(ca_not_pem, "ca-cert-file", "not PEM");
+
+    /* A directory where a file is expected cannot be read. */
+    const char *dir_as_file[] = {"cert-file", "/", "key-file", cert("server.key"), "auth-clients", "no", NULL};
+    expect_ctx_error(dir_as_file, "cert-file '/'", "cannot be read");
+
+    const char *wrong_pass[] = {"cert-file", cert("server.crt"), "key-file", cert("server-enc.key"),
+                                "key-file-pass", "wrong", "auth-clients", "no", NULL};
+    expect_ctx_error(wrong_pass, "server-enc.key", "passphrase");
+    const char *no_pass[] = {"cert-file", cert("server.crt"), "key-file", cert("server-enc.key"),
+                             "auth-clients", "no", NULL};
+    expect_ctx_error(no_pass, "server-enc.key", "passphrase");
+
+    const char *mismatch[] = {"cert-file", cert("server.crt"), "key-file", cert("server2.key"),
+                              "auth-clients", "no", NULL};
+    expect_ctx_error(mismatch, "does not match", "server2.key");
+
+    const char *no_ca[] = {"cert-file", cert("server.crt"), "key-file", cert("server.key"), NULL};
+    expect_ctx_error(no_ca, "auth-clients", "CA");
+    const char *no_ca_optional[] = {"cert-file", cert("server.crt"), "key-file", cert("server.key"),
+                                    "auth-clients", "optional", NULL};
+    expect_ctx_error(no_ca_optional, "optional", "CA");
+
+    const char *half[] = {"cert-file", cert("server.crt"), "auth-clients", "no", NULL};
+    expect_ctx_error(half, "key-file", NULL);
+
+    const char *bad_ciphers[] = {"ciphers", "NO-SUCH-CIPHER", NULL};
+    expect_ctx_error(bad_ciphers, "ciphers", "NO-SUCH-CIPHER");
+    const char *bad_suites[] = {"ciphersuites", "TLS_NOPE", NULL};
+    expect_ctx_error(bad_suites, "ciphersuites", "TLS_NOPE");
+    const char *bad_dh[] = {"cert-file", cert("server.crt"), "key-file", cert("server.key"),
+                            "auth-clients", "no", "dh-params-file", garbage, NULL};
+    expect_ctx_error(bad_dh, "dh-params-file", "not PEM");
+
+    /* The encrypted key with its passphrase works, and so do DH parameters. */
+    conn_tls_ctx_free(ctx_from(config_of("cert-file", cert("server.crt"), "key-file", cert("server-enc.key"),
+                                         "key-file-pass", "s3cret", "auth-clients", "no",
+                                         "dh-params-file", cert("dh.pem"), NULL)));
+
+    /* Unreadable: as root, only a process without the privilege sees it. */
+    char secret[256];
+    snprintf(secret, sizeof secret, "%s/unreadable.key", getenv("CONNTLS_TMP") ? getenv("CONNTLS_TMP") : "/tmp");
+    f = fopen(secret, "w");
+    CHECK(f);
+    fputs("x", f);
+    fclose(f);
+    CHECK(chmod(secret, 0) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (geteuid() == 0 && setuid(65534) != 0) _exit(2);
+        const char *unreadable[] = {"cert-file", cert("server.crt"), "key-file", secret, "auth-clients", "no", NULL};
+        expect_ctx_error(unreadable, secret, "unreadable");
+        _exit(0);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    unlink(secret);
+    unlink(garbage);
+
+    CHECK(conn_tls_ctx_new(NULL, err, sizeof err) == NULL);
+    CHECK_CONTAINS(err, "NULL");
+}
+
+static int log_calls, last_level;
+static void on_log(void *ud, int level, const char *msg) {
+    CHECK(ud == &log_calls);
+    CHECK(msg != NULL);
+    log_calls++;
+    last_level = level;
+}
+
+static void null_handles(void) {
+    char buf[16];
+    struct iovec iov = {buf, 1};
+    CHECK(conn_tls_new_server(NULL, 0) == NULL);
+    CHECK(conn_tls_new_client(NULL, 0, "localhost") == NULL);
+    CHECK_EQ(conn_tls_handshake(NULL), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_read(NULL, buf, sizeof buf), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_write(NULL, buf, sizeof buf), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_writev(NULL, &iov, 1), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_flush(NULL), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_pending_write(NULL), 0);
+    CHECK_EQ(conn_tls_pending_read(NULL), 0);
+    CHECK_EQ(conn_tls_shutdown(NULL), CONN_TLS_EINVAL);
+    conn_tls_free(NULL);
+    CHECK(conn_tls_last_error(NULL) != NULL && conn_tls_last_error(NULL)[0] == 0);
+    CHECK_EQ(conn_tls_generation(NULL), 0);
+    CHECK_EQ(conn_tls_set_user_timeout(NULL, 1000), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_set_keepalive(NULL, 1, 1, 1), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_peer_cert_pem(NULL, buf, sizeof buf), CONN_TLS_EINVAL);
+    CHECK(conn_tls_protocol(NULL)[0] == 0);
+    CHECK(conn_tls_cipher(NULL)[0] == 0);
+    CHECK_EQ(conn_tls_session_reused(NULL), 0);
+    CHECK_EQ(conn_tls_ctx_reload(NULL, NULL, err, sizeof err), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_ctx_reload_if_changed(NULL, NULL, err, sizeof err), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_ctx_generation(NULL), 0);
+    conn_tls_ctx_free(NULL);
+    CHECK_QUEUE_EMPTY();
+
+    conn_tls_ctx *ctx = client_ctx();
+    conn_tls_config *cfg = conn_tls_config_new();
+    CHECK_EQ(conn_tls_ctx_reload(ctx, NULL, err, sizeof err), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_ctx_reload(NULL, cfg, err, sizeof err), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_ctx_generation(ctx), 1);
+    conn_tls_config_free(cfg);
+    conn_tls_ctx_free(ctx);
+}
+
+static void bad_fds(void) {
+    conn_tls_ctx *srv = server_ctx();
+    conn_tls_ctx *cli = client_ctx();
+    conn_tls_set_log(on_log, &log_calls);
+    CHECK(conn_tls_new_server(srv, -1) == NULL);
+    CHECK(log_calls >= 1 && last_level == 4);
+    CHECK(conn_tls_new_client(cli, -5, "localhost") == NULL);
+    CHECK(conn_tls_new_server(srv, 987654) == NULL); /* not open */
+    int p[2];
+    CHECK(pipe(p) == 0);
+    CHECK(conn_tls_new_server(srv, p[0]) == NULL); /* not a socket */
+    CHECK(fcntl(p[0], F_GETFD) >= 0);                /* and still open */
+    close(p[0]);
+    close(p[1]);
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(conn_tls_new_client(cli, udp, "localhost") == NULL); /* not a stream */
+    close(udp);
+    conn_tls_set_log(NULL, NULL);
+    /* A client-only context makes no server connections. */
+    int sv[2];
+    socket_pair(sv);
+    CHECK(conn_tls_new_server(cli, sv[0]) == NULL);
+    close(sv[0]);
+    close(sv[1]);
+    CHECK_QUEUE_EMPTY();
+    conn_tls_ctx_free(srv);
+    conn_tls_ctx_free(cli);
+}
+
+static void bad_iov(void) {
+    conn_tls_ctx *srv = server_ctx();
+    conn_tls_ctx *cli = client_ctx();
+    int sv[2];
+    socket_pair(sv);
+    conn_tls *s = conn_tls_new_server(srv, sv[0]);
+    conn_tls *c = conn_tls_new_client(cli, sv[1], "localhost");
+    CHECK(s && c);
+    CHECK_EQ(handshake_both(s, c), CONN_TLS_OK);
+    char buf[8] = "abcdefg";
+    struct iovec iov[2] = {{buf, 3}, {NULL, 4}};
+    CHECK_EQ(conn_tls_writev(c, iov, -1), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(c), "iovcnt");
+    CHECK_EQ(conn_tls_writev(c, iov, 1025), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_writev(c, NULL, 2), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_writev(c, iov, 2), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(c), "iov[1]");
+    CHECK_EQ(conn_tls_write(c, NULL, 4), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_read(s, NULL, 4), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_read(s, buf, 0), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_peer_cert_pem(s, NULL, 10), CONN_TLS_EINVAL);
+    /* Nothing to write returns 0; a NULL base with length 0 is fine. */
+    CHECK_EQ(conn_tls_writev(c, NULL, 0), 0);
+    iov[1].iov_len = 0;
+    CHECK_EQ(conn_tls_write(c, NULL, 0), 0);
+    /* None of that changed the stream: the peer gets exactly what was written after. */
+    CHECK_EQ(conn_tls_writev(c, iov, 2), 3);
+    char got[3];
+    CHECK_EQ(read_exact(s, sv[0], got, 3, 5), 0);
+    CHECK(memcmp(got, "abc", 3) == 0);
+    /* Socket options on a socket that is not TCP are refused, with a reason. */
+    CHECK_EQ(conn_tls_set_user_timeout(c, 1000), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(c), "TCP_USER_TIMEOUT");
+    CHECK_QUEUE_EMPTY();
+    conn_tls_free(s);
+    conn_tls_free(c);
+    /* The library never closed the fds. */
+    CHECK(fcntl(sv[0], F_GETFD) >= 0 && fcntl(sv[1], F_GETFD) >= 0);
+    close(sv[0]);
+    close(sv[1]);
+    conn_tls_ctx_free(srv);
+    conn_tls_ctx_free(cli);
+}
+
+int main(void) {
+    CHECK(strcmp(conn_tls_version(), CONN_TLS_VERSION) == 0);
+    config_errors();
+    context_errors();
+    null_handles();
+    bad_fds();
+    bad_iov();
+    printf("bad_input: ok\n");
+    return 0;
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Makes throwaway test certificates in DIR (default: ./certs):
+#   ca.{crt,key}            the test CA (ECDSA P-256)
+#   server.{crt,key}        localhost / 127.0.0.1 / ::1, signed by ca
+#   server2.{crt,key}       the same names, another key: for rotation tests
+#   server-rsa.{crt,key}    RSA-2048, same names
+#   client.{crt,key}        a client certificate signed by ca
+#   other-ca.crt            an unrelated CA: peers that trust only it must fail
+#   other.{crt,key}         localhost signed by other-ca
+#   wrong-host.{crt,key}    signed by ca but for wrong.example only
+#   server-enc.key          server.key encrypted with the passphrase "s3cret"
+#   dh.pem                  2048-bit DH parameters (ffdhe2048)
+set -euo pipefail
+dir=${1:-certs}
+mkdir -p "$dir"
+cd "$dir"
+days=3650
+ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+
+make_ca() { # name
+  ec "$1.key"
+  openssl req -x509 -new -key "$1.key" -days $days -subj "/CN=conntls test $1" -out "$1.crt" 2>/dev/null
+}
+
+sign() { # name ca san [keytype]
+  if [ "${4:-ec}" = rsa ]; then openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.key" 2>/dev/null; else ec "$1.key"; fi
+  openssl req -new -key "$1.key" -subj "/CN=$1" -out "$1.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$3" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -days $days -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+  rm -f "$1.csr" "$1.ext"
+}
+
+make_ca ca
+make_ca other-ca
+local_names="DNS:localhost,IP:127.0.0.1,IP:::1"
+sign server ca "$local_names"
+sign server2 ca "$local_names"
+sign server-rsa ca "$local_names" rsa
+sign client ca "DNS:client.test"
+sign other other-ca "$local_names"
+sign wrong-host ca "DNS:wrong.example"
+openssl pkey -in server.key -aes256 -passout pass:s3cret -out server-enc.key
+openssl genpkey -genparam -algorithm DH -pkeyopt dh_param:ffdhe2048 -out dh.pem 2>/dev/null
+rm -f ./*.srl

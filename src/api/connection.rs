@@ -1,0 +1,283 @@
+use std::ffi::{c_char, c_int, c_uint, c_void};
+
+use libc::{iovec, ssize_t};
+
+use crate::connection::{Connection, Error};
+use crate::context::Context;
+use crate::ffi::{self, boundary, CONN_TLS_EINVAL, CONN_TLS_OK};
+
+/// Runs `f` on the connection behind `c`; the status of its result, recording a failure's
+/// message for conn_tls_last_error.
+unsafe fn call<T>(c: *mut Connection, f: impl FnOnce(&mut Connection) -> Result<T, Error>) -> Result<T, c_int> {
+    let conn = ffi::handle_mut(c).ok_or(CONN_TLS_EINVAL)?;
+    f(conn).map_err(|e| {
+        conn.note_error(&e);
+        ffi::status(&e)
+    })
+}
+
+unsafe fn status_of(c: *mut Connection, f: impl FnOnce(&mut Connection) -> Result<(), Error>) -> c_int {
+    call(c, f).map_or_else(|status| status, |()| CONN_TLS_OK)
+}
+
+unsafe fn count_of(c: *mut Connection, f: impl FnOnce(&mut Connection) -> Result<usize, Error>) -> ssize_t {
+    call(c, f).map_or_else(|status| status as ssize_t, |n| n as ssize_t)
+}
+
+fn made(what: &str, result: Result<Connection, String>) -> *mut Connection {
+    match result {
+        Ok(conn) => ffi::into_handle(conn),
+        Err(msg) => {
+            log::warn!("conntls: {what}: {msg}");
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Makes a server-side connection on `fd`, an accepted, connected, non-blocking stream
+/// socket. It uses the context's live generation until freed, and gets the context's
+/// tcp-user-timeout / tcp-keepalive if set (server connections are otherwise left as the
+/// socket is).
+///
+/// Ownership: the fd stays the caller's; the library reads, writes and sets socket options
+/// on it, never closes it. The caller owns the result and frees it with conn_tls_free,
+/// before closing the fd.
+/// Threads: any thread; the context may be in use by other threads.
+/// Returns NULL when `ctx` is NULL, `fd` is not an open stream socket, or the context has
+/// no cert-file/key-file (the reason goes to the log callback).
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_new_server(ctx: *mut Context, fd: c_int) -> *mut Connection {
+    boundary!(std::ptr::null_mut(), match ffi::handle_ref(ctx) {
+        Some(ctx) => made("conn_tls_new_server", Connection::new_server(ctx, fd)),
+        None => std::ptr::null_mut(),
+    })
+}
+
+/// Makes a client-side connection on `fd`, a connected (or connecting) non-blocking stream
+/// socket. The peer's chain is always verified against ca-cert-file / ca-cert-dir (the
+/// system's trust store when neither is set). `server_name` (copied) is sent as SNI and
+/// the certificate must match it (an IP address is matched against the certificate's IP
+/// entries and not sent as SNI); NULL sends no SNI and checks the chain only.
+///
+/// Resumption: the context keeps the newest session it got for each server_name (NULL
+/// counts as one name) and offers it here. Liveness defaults for client connections, unless
+/// the context options set them: TCP_USER_TIMEOUT 30000 ms and keepalive after 15 s idle
+/// (probes every 5 s, 3 of them) on TCP sockets. The user timeout also fails a server that
+/// is alive but does not read for 30 s; raise it with conn_tls_set_user_timeout for peers
+/// that may legitimately stall longer, or set 0 to turn it off.
+///
+/// Ownership, threads and NULL returns as conn_tls_new_server.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_new_client(ctx: *mut Context, fd: c_int, server_name: *const c_char) -> *mut Connection {
+    boundary!(std::ptr::null_mut(), {
+        let Some(ctx) = ffi::handle_ref(ctx) else { return std::ptr::null_mut() };
+        let result = ffi::str_arg(server_name, "server_name")
+            .and_then(|name| Connection::new_client(ctx, fd, name));
+        made("conn_tls_new_client", result)
+    })
+}
+
+/// Runs one handshake step.
+///
+/// Threads: any thread; each step may run on a different thread, ordered by the caller's
+/// own hand-off (a mutex, a queue).
+/// Returns CONN_TLS_OK when the handshake is done and its last flight is on the socket,
+/// CONN_TLS_WANT_READ / CONN_TLS_WANT_WRITE (call again when the fd is readable /
+/// writable), CONN_TLS_ERR (conn_tls_last_error says why: the peer's certificate, a
+/// protocol error, a timeout...), CONN_TLS_EINVAL for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_handshake(c: *mut Connection) -> c_int {
+    boundary!(CONN_TLS_EINVAL, status_of(c, Connection::handshake))
+}
+
+/// Reads decrypted bytes into `buf` (at most `len`). Drives the handshake first if it is
+/// not done.
+///
+/// Returns the number of bytes read (> 0); 0 when the peer closed the stream (close_notify
+/// or EOF); CONN_TLS_WANT_READ / CONN_TLS_WANT_WRITE; CONN_TLS_ERR; CONN_TLS_EINVAL for a
+/// NULL handle, a NULL `buf` or `len` 0. When conn_tls_pending_read(c) > 0 afterwards,
+/// decrypted bytes wait: read again without waiting for the fd. A read may make the
+/// library send (a KeyUpdate answer): when conn_tls_pending_write(c) > 0, keep write
+/// interest.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_read(c: *mut Connection, buf: *mut c_void, len: usize) -> ssize_t {
+    boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
+        if buf.is_null() {
+            return Err(Error::Invalid("read: buf is NULL".into()));
+        }
+        conn.read(std::slice::from_raw_parts_mut(buf.cast(), len))
+    }))
+}
+
+/// conn_tls_writev with one buffer. `buf` may be NULL when `len` is 0.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_write(c: *mut Connection, buf: *const c_void, len: usize) -> ssize_t {
+    boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
+        if buf.is_null() && len > 0 {
+            return Err(Error::Invalid("write: buf is NULL and len is not 0".into()));
+        }
+        let data: &[u8] = if len == 0 { &[] } else { std::slice::from_raw_parts(buf.cast(), len) };
+        conn.writev(std::iter::once(data))
+    }))
+}
+
+/// Writes the concatenation of `iov[0..iovcnt]`. Drives the handshake first if it is not
+/// done.
+///
+/// Returns n > 0: the first n bytes are committed. The library owns them and delivers them
+/// in order, before any byte of a later call, as long as the caller calls conn_tls_flush
+/// (or writes again) when the fd is writable; conn_tls_pending_write(c) > 0 says some are
+/// not on the socket yet, so keep write interest.
+/// Returns CONN_TLS_WANT_WRITE / CONN_TLS_WANT_READ: nothing of this call was committed,
+/// and the next call may pass any data at all (OpenSSL's write-retry rule is the library's
+/// business: no sequence of calls can produce "bad length" or "bad write retry").
+/// Returns 0 when there is nothing to write (iovcnt 0 or all lengths 0); committed bytes
+/// still move along. CONN_TLS_ERR: the connection is dead. CONN_TLS_EINVAL: NULL handle,
+/// iovcnt < 0 or > IOV_MAX, NULL iov with iovcnt > 0, or an entry with a NULL base and a
+/// non-zero length; nothing was written.
+///
+/// The caller may reuse or free its buffers as soon as the call returns. Memory stays
+/// bounded whatever the iov: about 150 KiB of ciphertext at most waits per connection,
+/// none on an idle one.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_writev(c: *mut Connection, iov: *const iovec, iovcnt: c_int) -> ssize_t {
+    boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
+        let entries = checked_iov(iov, iovcnt).map_err(Error::Invalid)?;
+        conn.writev(entries.iter().map(|e| if e.iov_len == 0 { &[][..] } else { std::slice::from_raw_parts(e.iov_base as *const u8, e.iov_len) }))
+    }))
+}
+
+/// Linux's IOV_MAX (libc does not export it); writev(2) refuses more.
+const IOV_MAX: c_int = 1024;
+
+unsafe fn checked_iov<'a>(iov: *const iovec, iovcnt: c_int) -> Result<&'a [iovec], String> {
+    if iovcnt < 0 || iovcnt > IOV_MAX {
+        return Err(format!("writev: iovcnt {iovcnt} is outside 0..={}", IOV_MAX));
+    }
+    if iovcnt == 0 {
+        return Ok(&[]);
+    }
+    if iov.is_null() {
+        return Err(format!("writev: iov is NULL with iovcnt {iovcnt}"));
+    }
+    let entries = std::slice::from_raw_parts(iov, iovcnt as usize);
+    if let Some(i) = entries.iter().position(|e| e.iov_base.is_null() && e.iov_len > 0) {
+        return Err(format!("writev: iov[{i}] has a NULL base and length {}", entries[i].iov_len));
+    }
+    Ok(entries)
+}
+
+/// Sends committed bytes that wait for the socket.
+/// Returns CONN_TLS_OK when nothing committed is left unsent, CONN_TLS_WANT_WRITE while
+/// some waits, CONN_TLS_ERR, or CONN_TLS_EINVAL for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_flush(c: *mut Connection) -> c_int {
+    boundary!(CONN_TLS_EINVAL, status_of(c, Connection::flush))
+}
+
+/// Bytes committed but not yet on the socket (0 for NULL). While > 0, keep write interest
+/// on the fd and call conn_tls_flush when it is writable. Does not change the connection.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_pending_write(c: *const Connection) -> usize {
+    boundary!(0, ffi::handle_ref(c).map_or(0, Connection::pending_write))
+}
+
+/// Decrypted bytes waiting to be read (0 for NULL): while > 0, call conn_tls_read without
+/// waiting for the fd. Does not change the connection.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_pending_read(c: *const Connection) -> usize {
+    boundary!(0, ffi::handle_ref(c).map_or(0, Connection::pending_read))
+}
+
+/// Flushes what is committed, then sends close_notify (the peer's is not waited for).
+/// Returns CONN_TLS_OK when close_notify is on the socket (or the handshake never
+/// finished, so there is nothing to close), CONN_TLS_WANT_WRITE (call again when
+/// writable), CONN_TLS_ERR, CONN_TLS_EINVAL for NULL. Never closes the fd.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_shutdown(c: *mut Connection) -> c_int {
+    boundary!(CONN_TLS_EINVAL, status_of(c, Connection::shutdown))
+}
+
+/// Frees a connection; NULL is accepted. Never blocks, never closes the fd; committed
+/// bytes not yet sent are dropped. The caller closes the fd afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_free(c: *mut Connection) {
+    boundary!((), ffi::free_handle(c))
+}
+
+/// Why the most recent call that returned CONN_TLS_ERR or CONN_TLS_EINVAL on this
+/// connection failed; "" when none did, or for NULL. Never NULL. The string belongs to the
+/// connection and stays valid until the next call on it.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_last_error(c: *const Connection) -> *const c_char {
+    boundary!(c"".as_ptr(), ffi::handle_ref(c).map_or(c"".as_ptr(), |conn| conn.last_error().as_ptr()))
+}
+
+/// The context generation this connection was created with (0 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_generation(c: *const Connection) -> u64 {
+    boundary!(0, ffi::handle_ref(c).map_or(0, Connection::generation))
+}
+
+/// Sets TCP_USER_TIMEOUT on the connection's socket, overriding the context's default:
+/// once sent data stays unacknowledged for `ms` milliseconds, the kernel drops the
+/// connection and the next call returns CONN_TLS_ERR with conn_tls_last_error saying the
+/// peer timed out. 0 turns it off (then a black-holed peer takes about 15 minutes of
+/// retransmits to detect). Note that a peer that is alive but does not read is failed too.
+/// Returns CONN_TLS_OK, or CONN_TLS_EINVAL (NULL, a socket that is not TCP, a value the
+/// kernel refuses) with the reason in conn_tls_last_error.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_set_user_timeout(c: *mut Connection, ms: c_uint) -> c_int {
+    boundary!(CONN_TLS_EINVAL, status_of(c, |conn| conn.set_user_timeout(ms)))
+}
+
+/// Sets TCP keepalive on the connection's socket, overriding the context's default: after
+/// `idle_s` idle seconds, `count` probes `interval_s` seconds apart; with none answered the
+/// next call returns CONN_TLS_ERR ("peer timed out"). Detects a dead peer of an idle
+/// connection within idle_s + interval_s * count seconds; it does not help while sent data
+/// is unacknowledged (that is conn_tls_set_user_timeout's job). `idle_s` 0 turns keepalive
+/// off. Returns CONN_TLS_OK, or CONN_TLS_EINVAL (NULL, a non-TCP socket, a zero interval
+/// or count) with the reason in conn_tls_last_error.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_set_keepalive(c: *mut Connection, idle_s: c_uint, interval_s: c_uint, count: c_uint) -> c_int {
+    boundary!(CONN_TLS_EINVAL, status_of(c, |conn| conn.set_keepalive(idle_s, interval_s, count)))
+}
+
+/// Copies the peer's certificate, PEM-encoded, into `buf`, like snprintf: returns the PEM
+/// length without the NUL (0 when the peer sent no certificate), and writes the PEM,
+/// NUL-terminated, only when `len` is larger than that. `buf` may be NULL when `len` is 0.
+/// Returns CONN_TLS_EINVAL for a NULL handle or a NULL `buf` with `len` > 0.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_peer_cert_pem(c: *mut Connection, buf: *mut c_char, len: usize) -> ssize_t {
+    boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
+        if buf.is_null() && len > 0 {
+            return Err(Error::Invalid("peer_cert_pem: buf is NULL and len is not 0".into()));
+        }
+        let pem = conn.peer_certificate_pem();
+        if len > pem.len() {
+            std::ptr::copy_nonoverlapping(pem.as_ptr().cast(), buf, pem.len());
+            *buf.add(pem.len()) = 0;
+        }
+        Ok(pem.len())
+    }))
+}
+
+/// The negotiated protocol ("TLSv1.2", "TLSv1.3"); "" before the handshake is done or for
+/// NULL. Static string. Does not change the connection.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_protocol(c: *const Connection) -> *const c_char {
+    boundary!(c"".as_ptr(), ffi::handle_ref(c).map_or(c"".as_ptr(), |conn| conn.protocol().as_ptr()))
+}
+
+/// The negotiated cipher's OpenSSL name (e.g. "TLS_AES_128_GCM_SHA256"); "" before the
+/// handshake or for NULL. Static string. Does not change the connection.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_cipher(c: *const Connection) -> *const c_char {
+    boundary!(c"".as_ptr(), ffi::handle_ref(c).map_or(c"".as_ptr(), |conn| conn.cipher().as_ptr()))
+}
+
+/// 1 when the handshake resumed an earlier session, else 0 (also for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_session_reused(c: *const Connection) -> c_int {
+    boundary!(0, ffi::handle_ref(c).map_or(0, |conn| conn.session_reused() as c_int))
+}

@@ -1,0 +1,90 @@
+use std::ffi::{c_char, c_int};
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::ffi::{self, boundary, CONN_TLS_EINVAL, CONN_TLS_ERR, CONN_TLS_OK};
+
+/// Builds a context from `cfg`: reads every file the options name and checks them all.
+///
+/// Ownership: `cfg` stays the caller's (it may be freed right after); the caller owns the
+/// result and frees it with conn_tls_ctx_free.
+/// Threads: a context may be used from any number of threads at once.
+/// Returns NULL on failure, with a message in `err` naming the file or option and the
+/// reason (missing, unreadable, not PEM, wrong or missing passphrase, key does not match
+/// the certificate, no CA while auth-clients is yes/optional, no usable cipher...).
+/// A context without cert-file/key-file makes client connections only.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_ctx_new(cfg: *const Config, err: *mut c_char, errlen: usize) -> *mut Context {
+    boundary!(std::ptr::null_mut(), {
+        let result = ffi::handle_ref(cfg).ok_or_else(|| "cfg is NULL".to_string()).and_then(Context::new);
+        match result {
+            Ok(ctx) => ffi::into_handle(ctx),
+            Err(msg) => {
+                ffi::write_message(err, errlen, &msg);
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+unsafe fn reload(ctx: *const Context, cfg: *const Config, err: *mut c_char, errlen: usize, only_if_changed: bool) -> c_int {
+    let (Some(ctx), Some(cfg)) = (ffi::handle_ref(ctx), ffi::handle_ref(cfg)) else {
+        ffi::write_message(err, errlen, "ctx or cfg is NULL");
+        return CONN_TLS_EINVAL;
+    };
+    match ctx.reload(cfg, only_if_changed) {
+        Ok(swapped) => swapped as c_int,
+        Err(msg) => {
+            ffi::write_message(err, errlen, &msg);
+            CONN_TLS_ERR
+        }
+    }
+}
+
+/// Builds a new generation from `cfg` and, once it is complete and checked, swaps it in
+/// atomically.
+///
+/// Threads: safe while other threads create connections and run handshakes and IO on any
+/// connection; concurrent reloads are serialized. Connections created after the call
+/// returns use the new settings; older ones keep theirs until freed. Sessions issued
+/// before the reload still resume after it unless the trust settings (ca-cert-file,
+/// ca-cert-dir, auth-clients) changed.
+/// Returns CONN_TLS_OK; CONN_TLS_ERR with a message (as conn_tls_ctx_new's) when the new
+/// settings do not build, and then nothing changes; CONN_TLS_EINVAL for NULL arguments.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_ctx_reload(ctx: *mut Context, cfg: *const Config, err: *mut c_char, errlen: usize) -> c_int {
+    boundary!(CONN_TLS_EINVAL, match reload(ctx, cfg, err, errlen, false) {
+        1 => CONN_TLS_OK,
+        status => status,
+    })
+}
+
+/// Like conn_tls_ctx_reload, but only when an option or the content of a file named by the
+/// options changed since the live generation was built.
+///
+/// Threads: meant to be called from a background thread on a timer.
+/// Returns 1 when it swapped in a new generation, 0 when nothing changed, or a negative
+/// code (CONN_TLS_ERR with a message, CONN_TLS_EINVAL) when it failed; then nothing changes.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_ctx_reload_if_changed(
+    ctx: *mut Context,
+    cfg: *const Config,
+    err: *mut c_char,
+    errlen: usize,
+) -> c_int {
+    boundary!(CONN_TLS_EINVAL, reload(ctx, cfg, err, errlen, true))
+}
+
+/// The live generation: 1 after conn_tls_ctx_new, one more per successful reload.
+/// Returns 0 for NULL. Does not change the context.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_ctx_generation(ctx: *const Context) -> u64 {
+    boundary!(0, ffi::handle_ref(ctx).map_or(0, Context::generation))
+}
+
+/// Frees a context. NULL is accepted. Connections made from it may still be live: they
+/// keep working and are freed normally with conn_tls_free.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_ctx_free(ctx: *mut Context) {
+    boundary!((), ffi::free_handle(ctx))
+}

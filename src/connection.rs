@@ -1,0 +1,376 @@
+//! One TLS connection over the caller's non-blocking socket: handshake, read, shutdown and
+//! what can be asked about it. The write path is in `writev`.
+
+use std::ffi::{c_int, CStr, CString};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use openssl_sys as ffi;
+
+use crate::context::{session_slot_index, Context, Generation, SessionSlot};
+use crate::liveness::{self, Liveness};
+use crate::ossl::{self, Ssl, X509};
+use crate::socket_bio::{self, Flushed, SocketIo};
+
+/// How a call did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Nothing done; call again when the fd is readable.
+    WantRead,
+    /// Nothing done; call again when the fd is writable.
+    WantWrite,
+    /// The connection is dead; the message says why.
+    Fatal(String),
+    /// A bad argument; nothing changed.
+    Invalid(String),
+}
+
+/// What an SSL_* call's failure means.
+enum Failure {
+    Error(Error),
+    /// The peer closed the TLS stream (close_notify, or EOF, which conntls treats alike).
+    Closed,
+}
+
+/// One TLS connection over a caller-owned socket (conn_tls).
+pub struct Connection {
+    // Field order is drop order: the SSL (and the BIO pointing into `io`) goes first.
+    ssl: Ssl,
+    io: Box<SocketIo>,
+    _session_slot: Option<Box<SessionSlot>>,
+    generation: Arc<Generation>,
+    established: bool,
+    shutdown_sent: bool,
+    /// Set by the first fatal error; every later call fails with it.
+    dead: Option<String>,
+    last_error: CString,
+}
+
+impl Connection {
+    pub fn new_server(ctx: &Context, fd: c_int) -> Result<Connection, String> {
+        let generation = ctx.current();
+        let Some(server) = generation.server.as_ref() else {
+            return Err("the context has no cert-file/key-file: it makes client connections only".into());
+        };
+        let ssl = Ssl::from_raw(unsafe { ffi::SSL_new(server.as_ptr()) }).ok_or_else(|| ossl::with_queue("SSL_new failed"))?;
+        unsafe { ffi::SSL_set_accept_state(ssl.as_ptr()) };
+        let liveness = generation.liveness;
+        Connection::finish(ssl, fd, generation, None, liveness)
+    }
+
+    pub fn new_client(ctx: &Context, fd: c_int, server_name: Option<&str>) -> Result<Connection, String> {
+        let generation = ctx.current();
+        let ssl = Ssl::from_raw(unsafe { ffi::SSL_new(generation.client.as_ptr()) })
+            .ok_or_else(|| ossl::with_queue("SSL_new failed"))?;
+        let p = ssl.as_ptr();
+        unsafe { ffi::SSL_set_connect_state(p) };
+        if let Some(name) = server_name {
+            let c_name = CString::new(name).map_err(|_| "server_name contains a NUL byte".to_string())?;
+            let ok = unsafe {
+                if name.parse::<IpAddr>().is_ok() {
+                    // An address is checked against the certificate's IP entries and, as
+                    // RFC 6066 asks, not sent as SNI.
+                    ossl::X509_VERIFY_PARAM_set1_ip_asc(ossl::SSL_get0_param(p), c_name.as_ptr()) == 1
+                } else {
+                    ossl::SSL_set1_host(p, c_name.as_ptr()) == 1
+                        && ffi::SSL_set_tlsext_host_name(p, c_name.as_ptr() as *mut _) == 1
+                }
+            };
+            if !ok {
+                return Err(ossl::with_queue(format!("server_name '{name}' is not a usable host name")));
+            }
+        }
+        let slot = if generation.session_caching {
+            let name = server_name.map(str::to_string);
+            if let Some(session) = ctx.sessions().offer(generation.trust_epoch, &name) {
+                unsafe { ffi::SSL_set_session(p, session.as_ptr()) };
+            }
+            let slot = Box::new(SessionSlot { sessions: Arc::clone(ctx.sessions()), name, epoch: generation.trust_epoch });
+            unsafe { ffi::SSL_set_ex_data(p, session_slot_index(), &*slot as *const SessionSlot as *mut _) };
+            Some(slot)
+        } else {
+            None
+        };
+        let liveness = generation.liveness.for_client();
+        Connection::finish(ssl, fd, generation, slot, liveness)
+    }
+
+    fn finish(
+        ssl: Ssl,
+        fd: c_int,
+        generation: Arc<Generation>,
+        session_slot: Option<Box<SessionSlot>>,
+        liveness: Liveness,
+    ) -> Result<Connection, String> {
+        let tcp = check_stream_socket(fd)?;
+        if tcp {
+            liveness.apply(fd)?;
+        }
+        let mut io = SocketIo::new(fd);
+        unsafe { socket_bio::attach(ssl.as_ptr(), &mut *io)? };
+        ossl::clear_error_queue();
+        Ok(Connection {
+            ssl,
+            io,
+            _session_slot: session_slot,
+            generation,
+            established: false,
+            shutdown_sent: false,
+            dead: None,
+            last_error: CString::default(),
+        })
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.number
+    }
+
+    pub fn fd(&self) -> c_int {
+        self.io.fd()
+    }
+
+    pub fn last_error(&self) -> &CStr {
+        &self.last_error
+    }
+
+    /// Records the message of a failed call for `last_error`.
+    pub fn note_error(&mut self, error: &Error) {
+        if let Error::Fatal(msg) | Error::Invalid(msg) = error {
+            self.last_error = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+        }
+    }
+
+    pub(crate) fn ssl_ptr(&self) -> *mut ffi::SSL {
+        self.ssl.as_ptr()
+    }
+
+    pub(crate) fn io(&mut self) -> &mut SocketIo {
+        &mut self.io
+    }
+
+    /// Fails at once when an earlier call found the connection dead.
+    pub(crate) fn check_alive(&self) -> Result<(), Error> {
+        match &self.dead {
+            Some(msg) => Err(Error::Fatal(msg.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the connection dead with `msg` and gives the error to return.
+    pub(crate) fn die(&mut self, msg: String) -> Error {
+        log::debug!("conntls: fd {}: {msg}", self.io.fd());
+        self.dead = Some(msg.clone());
+        Error::Fatal(msg)
+    }
+
+    /// Sends waiting ciphertext; a socket error kills the connection.
+    pub(crate) fn flush_out(&mut self) -> Result<Flushed, Error> {
+        self.io.flush().map_err(|errno| self.die(liveness::describe_socket_error(errno)))
+    }
+
+    /// What an SSL_* call that returned `ret` failed with. Fatal failures kill the connection.
+    fn classify(&mut self, ret: c_int) -> Failure {
+        let code = unsafe { ffi::SSL_get_error(self.ssl.as_ptr(), ret) };
+        let msg = match code {
+            ffi::SSL_ERROR_WANT_READ => return Failure::Error(Error::WantRead),
+            ffi::SSL_ERROR_WANT_WRITE => return Failure::Error(Error::WantWrite),
+            ffi::SSL_ERROR_ZERO_RETURN => {
+                ossl::clear_error_queue();
+                return Failure::Closed;
+            }
+            ffi::SSL_ERROR_SYSCALL => match self.io.error() {
+                Some(errno) => {
+                    ossl::clear_error_queue();
+                    liveness::describe_socket_error(errno)
+                }
+                None if ret == 0 => {
+                    ossl::clear_error_queue();
+                    return Failure::Closed;
+                }
+                None => ossl::with_queue("TLS system call failed"),
+            },
+            ffi::SSL_ERROR_SSL => {
+                let verify = unsafe { ffi::SSL_get_verify_result(self.ssl.as_ptr()) };
+                if verify != ffi::X509_V_OK as _ {
+                    let why = ossl::static_str(unsafe { ffi::X509_verify_cert_error_string(verify) });
+                    ossl::with_queue(format!("peer certificate verify failed: {why}"))
+                } else {
+                    ossl::with_queue("TLS error")
+                }
+            }
+            other => ossl::with_queue(format!("unexpected SSL error code {other}")),
+        };
+        // An alert OpenSSL queued for the peer goes out if the socket takes it.
+        let _ = self.io.flush();
+        Failure::Error(self.die(msg))
+    }
+
+    fn classify_call(&mut self, ret: c_int, during: &str) -> Error {
+        match self.classify(ret) {
+            Failure::Error(e) => e,
+            Failure::Closed => self.die(format!("peer closed the connection during {during}")),
+        }
+    }
+
+    /// Runs one handshake step. Ok once the handshake is done and its last flight is on
+    /// the socket.
+    pub fn handshake(&mut self) -> Result<(), Error> {
+        self.check_alive()?;
+        if !self.established {
+            ossl::clear_error_queue();
+            let r = unsafe { ffi::SSL_do_handshake(self.ssl.as_ptr()) };
+            if r == 1 {
+                self.established = true;
+            } else {
+                let e = self.classify_call(r, "the handshake");
+                // Our flight must reach the peer before its answer can come.
+                if e == Error::WantRead && self.flush_out()? == Flushed::Blocked {
+                    return Err(Error::WantWrite);
+                }
+                return Err(e);
+            }
+        }
+        match self.flush_out()? {
+            Flushed::All => Ok(()),
+            Flushed::Blocked => Err(Error::WantWrite),
+        }
+    }
+
+    /// Drives the handshake when reads or writes come before it finished.
+    pub(crate) fn ensure_established(&mut self) -> Result<(), Error> {
+        self.check_alive()?;
+        if self.established {
+            Ok(())
+        } else {
+            self.handshake()
+        }
+    }
+
+    /// Ok(0): the peer closed the stream.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        if buf.is_empty() {
+            return Err(Error::Invalid("read: len is 0".into()));
+        }
+        self.ensure_established()?;
+        ossl::clear_error_queue();
+        let len = buf.len().min(c_int::MAX as usize) as c_int;
+        let r = unsafe { ffi::SSL_read(self.ssl.as_ptr(), buf.as_mut_ptr().cast(), len) };
+        let result = if r > 0 {
+            Ok(r as usize)
+        } else {
+            match self.classify(r) {
+                Failure::Closed => Ok(0),
+                Failure::Error(e) => Err(e),
+            }
+        };
+        // A read can make OpenSSL answer (a KeyUpdate, an alert): send it if the socket
+        // takes it now, else pending_write tells the caller. A socket error shows on the
+        // next call.
+        if self.dead.is_none() {
+            let _ = self.io.flush();
+        }
+        result
+    }
+
+    /// Decrypted bytes waiting to be read.
+    pub fn pending_read(&self) -> usize {
+        unsafe { ffi::SSL_pending(self.ssl.as_ptr()) }.max(0) as usize
+    }
+
+    /// Committed bytes not yet on the socket (as ciphertext).
+    pub fn pending_write(&self) -> usize {
+        self.io.pending()
+    }
+
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.check_alive()?;
+        match self.flush_out()? {
+            Flushed::All => Ok(()),
+            Flushed::Blocked => Err(Error::WantWrite),
+        }
+    }
+
+    /// Flushes what is committed, then sends close_notify. The peer's close_notify is not
+    /// waited for.
+    pub fn shutdown(&mut self) -> Result<(), Error> {
+        self.check_alive()?;
+        if !self.established {
+            // No TLS session to close: the caller may just close the fd.
+            return Ok(());
+        }
+        if self.flush_out()? == Flushed::Blocked {
+            return Err(Error::WantWrite);
+        }
+        if !self.shutdown_sent {
+            ossl::clear_error_queue();
+            let r = unsafe { ffi::SSL_shutdown(self.ssl.as_ptr()) };
+            if r < 0 {
+                if let Failure::Error(e) = self.classify(r) {
+                    if matches!(e, Error::Fatal(_)) {
+                        return Err(e);
+                    }
+                }
+            }
+            self.shutdown_sent = true;
+        }
+        self.flush()
+    }
+
+    pub fn protocol(&self) -> &'static CStr {
+        if !self.established {
+            return c"";
+        }
+        unsafe { CStr::from_ptr(ffi::SSL_get_version(self.ssl.as_ptr())) }
+    }
+
+    pub fn cipher(&self) -> &'static CStr {
+        let cipher = unsafe { ffi::SSL_get_current_cipher(self.ssl.as_ptr()) };
+        if cipher.is_null() {
+            return c"";
+        }
+        unsafe { CStr::from_ptr(ffi::SSL_CIPHER_get_name(cipher)) }
+    }
+
+    pub fn session_reused(&self) -> bool {
+        self.established && unsafe { ffi::SSL_session_reused(self.ssl.as_ptr()) } == 1
+    }
+
+    /// The peer's certificate as PEM; empty when it sent none.
+    pub fn peer_certificate_pem(&self) -> Vec<u8> {
+        match X509::from_raw(unsafe { ffi::SSL_get1_peer_certificate(self.ssl.as_ptr()) }) {
+            Some(cert) => ossl::certificate_pem(&cert),
+            None => Vec::new(),
+        }
+    }
+
+    pub fn set_user_timeout(&mut self, ms: u32) -> Result<(), Error> {
+        liveness::set_user_timeout(self.io.fd(), ms).map_err(Error::Invalid)
+    }
+
+    pub fn set_keepalive(&mut self, idle_s: u32, interval_s: u32, count: u32) -> Result<(), Error> {
+        liveness::set_keepalive(self.io.fd(), idle_s, interval_s, count).map_err(Error::Invalid)
+    }
+}
+
+/// Ok(true) for a TCP socket, Ok(false) for another stream socket (a socketpair); an error
+/// for anything else, which the library cannot drive.
+fn check_stream_socket(fd: c_int) -> Result<bool, String> {
+    if fd < 0 {
+        return Err(format!("fd {fd} is negative"));
+    }
+    let get = |level, name| -> Result<c_int, String> {
+        let mut value: c_int = 0;
+        let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+        let r = unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut c_int).cast(), &mut len) };
+        if r == 0 {
+            Ok(value)
+        } else {
+            Err(format!("fd {fd} is not a usable socket: {}", std::io::Error::last_os_error()))
+        }
+    };
+    if get(libc::SOL_SOCKET, libc::SO_TYPE)? != libc::SOCK_STREAM {
+        return Err(format!("fd {fd} is not a stream socket"));
+    }
+    let domain = get(libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+    Ok(domain == libc::AF_INET || domain == libc::AF_INET6)
+}

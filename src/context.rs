@@ -1,0 +1,489 @@
+//! Contexts and their generations.
+//!
+//! A generation is a pair of SSL_CTX (server side, client side) built completely from one
+//! snapshot of the options and of the files they name, then never changed. The context
+//! publishes generations through an atomic pointer swap (arc-swap): a new connection takes
+//! the live one and keeps it until freed, so no handshake ever sees a half-changed SSL_CTX.
+//! Reloads are serialized among themselves only; connection creation never waits for them.
+//!
+//! Resumption across reloads: ticket keys and the session id context belong to the trust
+//! settings (CA and auth-clients), not to a generation, and carry over while those stay.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{c_int, c_long, c_void, CString};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
+use openssl_sys as ffi;
+
+use crate::config::{AuthClients, Config, Options};
+use crate::liveness::Liveness;
+use crate::ossl::{self, KeyError, Session, SslCtx, X509Store};
+
+/// File-valued options, read whole when a generation is built.
+const FILE_OPTIONS: [&str; 7] =
+    ["cert-file", "key-file", "client-cert-file", "client-key-file", "ca-cert-file", "dh-params-file", "ca-cert-dir"];
+
+/// One snapshot of everything a generation is built from.
+struct Sources {
+    options: Options,
+    /// Contents of each file option that is set (ca-cert-dir: every regular file in it).
+    files: BTreeMap<&'static str, Vec<(String, Vec<u8>)>>,
+}
+
+impl Sources {
+    fn read(options: Options) -> Result<Sources, String> {
+        let mut files = BTreeMap::new();
+        for name in FILE_OPTIONS {
+            let Some(path) = options.get(name) else { continue };
+            let contents = if name == "ca-cert-dir" {
+                read_dir(name, path)?
+            } else {
+                vec![(path.to_string(), read_file(name, path)?)]
+            };
+            files.insert(name, contents);
+        }
+        Ok(Sources { options, files })
+    }
+
+    /// The bytes of a single-file option.
+    fn file(&self, name: &str) -> Option<&[u8]> {
+        self.files.get(name).and_then(|v| v.first()).map(|(_, data)| data.as_slice())
+    }
+
+    fn path<'a>(&'a self, name: &str) -> &'a str {
+        self.options.get(name).unwrap_or_default()
+    }
+
+    fn digest_of(&self, names: &[&str], extra: &str) -> [u8; 32] {
+        let mut all = extra.as_bytes().to_vec();
+        for name in names {
+            for (path, data) in self.files.get(name).into_iter().flatten() {
+                for part in [name.as_bytes(), path.as_bytes(), data.as_slice()] {
+                    all.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                    all.extend_from_slice(part);
+                }
+            }
+        }
+        ossl::sha256(&all)
+    }
+
+    /// Changes when any option or the content of any named file changes.
+    fn digest(&self) -> [u8; 32] {
+        self.digest_of(&FILE_OPTIONS, &self.options.canonical())
+    }
+
+    /// Changes when what peers are trusted with changes; sessions do not survive that.
+    fn trust_digest(&self) -> [u8; 32] {
+        let auth = self.options.get("auth-clients").unwrap_or_default();
+        self.digest_of(&["ca-cert-file", "ca-cert-dir"], &format!("auth-clients={auth}"))
+    }
+}
+
+fn describe_io_error(option: &str, path: &str, e: &std::io::Error) -> String {
+    let reason = match e.kind() {
+        std::io::ErrorKind::NotFound => "missing",
+        std::io::ErrorKind::PermissionDenied => "unreadable",
+        _ => "cannot be read",
+    };
+    format!("{option} '{path}': {reason} ({e})")
+}
+
+fn read_file(option: &str, path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| describe_io_error(option, path, &e))
+}
+
+fn read_dir(option: &str, path: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let entries = std::fs::read_dir(path).map_err(|e| describe_io_error(option, path, &e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| describe_io_error(option, path, &e))?;
+        let file = entry.path();
+        if file.is_file() {
+            let name = file.to_string_lossy().into_owned();
+            files.push((name.clone(), read_file(option, &name)?));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Secrets tied to the trust settings, carried from generation to generation.
+#[derive(Clone)]
+struct Trust {
+    digest: [u8; 32],
+    ticket_keys: [u8; 80],
+    session_id_context: [u8; 32],
+    /// Grows each time the trust settings change; client sessions of an older epoch are
+    /// not offered again.
+    epoch: u64,
+}
+
+impl Trust {
+    fn new(digest: [u8; 32], epoch: u64) -> Result<Trust, String> {
+        Ok(Trust {
+            digest,
+            ticket_keys: ossl::random_bytes()?,
+            session_id_context: ossl::random_bytes()?,
+            epoch,
+        })
+    }
+}
+
+/// A complete, immutable set of settings. Connections pin the one they were created with.
+pub struct Generation {
+    pub number: u64,
+    /// None when the options name no server certificate: the context is client-only.
+    pub server: Option<SslCtx>,
+    pub client: SslCtx,
+    pub liveness: Liveness,
+    pub session_caching: bool,
+    pub trust_epoch: u64,
+    source_digest: [u8; 32],
+}
+
+/// Everything connections are made from (conn_tls_ctx): the live generation of
+/// certificates and settings, swapped atomically by reloads, and the client session store.
+pub struct Context {
+    live: ArcSwap<Generation>,
+    /// Held by reloads only, to serialize them; it also keeps the trust secrets.
+    reload_lock: Mutex<Trust>,
+    sessions: Arc<ClientSessions>,
+}
+
+impl Context {
+    pub fn new(config: &Config) -> Result<Context, String> {
+        let sources = Sources::read(config.snapshot())?;
+        let trust = Trust::new(sources.trust_digest(), 1)?;
+        let generation = build(&sources, &trust, 1)?;
+        Ok(Context {
+            live: ArcSwap::from_pointee(generation),
+            sessions: Arc::new(ClientSessions::new(trust.epoch)),
+            reload_lock: Mutex::new(trust),
+        })
+    }
+
+    /// Builds a new generation and swaps it in; Ok(false) when `only_if_changed` and nothing
+    /// changed. On error nothing changes.
+    pub fn reload(&self, config: &Config, only_if_changed: bool) -> Result<bool, String> {
+        let sources = Sources::read(config.snapshot())?;
+        let mut trust = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let live = self.live.load_full();
+        if only_if_changed && sources.digest() == live.source_digest {
+            return Ok(false);
+        }
+        let trust_digest = sources.trust_digest();
+        let next_trust =
+            if trust_digest == trust.digest { trust.clone() } else { Trust::new(trust_digest, trust.epoch + 1)? };
+        let generation = build(&sources, &next_trust, live.number + 1)?;
+        if next_trust.epoch != trust.epoch {
+            self.sessions.reset(next_trust.epoch);
+        }
+        *trust = next_trust;
+        self.live.store(Arc::new(generation));
+        log::info!("conntls: context generation {} is live", live.number + 1);
+        Ok(true)
+    }
+
+    /// The live generation.
+    pub fn current(&self) -> Arc<Generation> {
+        self.live.load_full()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.live.load().number
+    }
+
+    pub fn sessions(&self) -> &Arc<ClientSessions> {
+        &self.sessions
+    }
+}
+
+fn build(src: &Sources, trust: &Trust, number: u64) -> Result<Generation, String> {
+    ossl::clear_error_queue();
+    let o = &src.options;
+    let store = trust_store(src)?;
+    let server = match (o.get("cert-file"), o.get("key-file")) {
+        (Some(_), Some(_)) => Some(build_server(src, trust, store.as_ref())?),
+        (None, None) => None,
+        (Some(_), None) => return Err("cert-file is set but key-file is not".into()),
+        (None, Some(_)) => return Err("key-file is set but cert-file is not".into()),
+    };
+    let client = build_client(src, store.as_ref())?;
+    Ok(Generation {
+        number,
+        server,
+        client,
+        liveness: Liveness { user_timeout_ms: o.number("tcp-user-timeout"), keepalive_s: o.number("tcp-keepalive") },
+        session_caching: o.flag("session-caching"),
+        trust_epoch: trust.epoch,
+        source_digest: src.digest(),
+    })
+}
+
+/// The CA certificates from ca-cert-file and ca-cert-dir, None when neither is set.
+fn trust_store(src: &Sources) -> Result<Option<X509Store>, String> {
+    let mut certs = Vec::new();
+    if let Some(data) = src.file("ca-cert-file") {
+        let found = ossl::pem_certificates(data);
+        if found.is_empty() {
+            return Err(format!("ca-cert-file '{}': not PEM (no certificate in it)", src.path("ca-cert-file")));
+        }
+        certs.extend(found);
+    }
+    if let Some(files) = src.files.get("ca-cert-dir") {
+        let found: Vec<_> = files.iter().flat_map(|(_, data)| ossl::pem_certificates(data)).collect();
+        if found.is_empty() {
+            return Err(format!("ca-cert-dir '{}': no PEM certificate in it", src.path("ca-cert-dir")));
+        }
+        certs.extend(found);
+    }
+    if certs.is_empty() {
+        return Ok(None);
+    }
+    let store = X509Store::from_raw(unsafe { ffi::X509_STORE_new() }).ok_or("out of memory")?;
+    for cert in &certs {
+        unsafe { ffi::X509_STORE_add_cert(store.as_ptr(), cert.as_ptr()) };
+    }
+    ossl::clear_error_queue();
+    Ok(Some(store))
+}
+
+/// An SSL_CTX with the settings both sides share.
+fn new_ctx(method: *const ffi::SSL_METHOD, o: &Options) -> Result<SslCtx, String> {
+    let ctx = SslCtx::from_raw(unsafe { ffi::SSL_CTX_new(method) }).ok_or_else(|| ossl::with_queue("SSL_CTX_new failed"))?;
+    let p = ctx.as_ptr();
+    let protocols = o.protocols();
+    let version = [ffi::TLS1_VERSION, ffi::TLS1_1_VERSION, ffi::TLS1_2_VERSION, ffi::TLS1_3_VERSION];
+    let lowest = (0..4).find(|i| protocols & (1 << i) != 0).unwrap_or(2);
+    let highest = (0..4).rev().find(|i| protocols & (1 << i) != 0).unwrap_or(3);
+    let no_flags = [ffi::SSL_OP_NO_TLSv1, ffi::SSL_OP_NO_TLSv1_1, ffi::SSL_OP_NO_TLSv1_2, ffi::SSL_OP_NO_TLSv1_3];
+    // Versions inside the range but not listed are switched off one by one, as Valkey does.
+    let mut options = ffi::SSL_OP_NO_COMPRESSION | ffi::SSL_OP_NO_RENEGOTIATION | ffi::SSL_OP_IGNORE_UNEXPECTED_EOF;
+    for i in lowest..=highest {
+        if protocols & (1 << i) == 0 {
+            options |= no_flags[i];
+        }
+    }
+    if o.flag("prefer-server-ciphers") {
+        options |= ffi::SSL_OP_CIPHER_SERVER_PREFERENCE;
+    }
+    unsafe {
+        ffi::SSL_CTX_set_min_proto_version(p, version[lowest]);
+        ffi::SSL_CTX_set_max_proto_version(p, version[highest]);
+        ffi::SSL_CTX_set_options(p, options);
+        // Idle connections give their OpenSSL buffers back; the socket BIO never asks for a
+        // retry, but a moved buffer would be accepted anyway.
+        ffi::SSL_CTX_set_mode(p, ffi::SSL_MODE_RELEASE_BUFFERS | ffi::SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        // No read-ahead: then SSL_pending counts everything OpenSSL holds, and a caller that
+        // reads while conn_tls_pending_read > 0 can never spin on a partial record.
+    }
+    if let Some(list) = o.get("ciphers") {
+        let c = CString::new(list).map_err(|_| "option 'ciphers': contains a NUL byte")?;
+        if unsafe { ffi::SSL_CTX_set_cipher_list(p, c.as_ptr()) } != 1 {
+            return Err(ossl::with_queue(format!("option 'ciphers': no usable cipher in '{list}'")));
+        }
+    }
+    if let Some(list) = o.get("ciphersuites") {
+        let c = CString::new(list).map_err(|_| "option 'ciphersuites': contains a NUL byte")?;
+        if unsafe { ffi::SSL_CTX_set_ciphersuites(p, c.as_ptr()) } != 1 {
+            return Err(ossl::with_queue(format!("option 'ciphersuites': no usable suite in '{list}'")));
+        }
+    }
+    Ok(ctx)
+}
+
+/// Loads a certificate chain and its key into `ctx`.
+fn load_identity(ctx: &SslCtx, src: &Sources, cert_opt: &str, key_opt: &str, pass_opt: &str) -> Result<(), String> {
+    let (cert_path, key_path) = (src.path(cert_opt), src.path(key_opt));
+    let certs = ossl::pem_certificates(src.file(cert_opt).unwrap_or_default());
+    let Some((leaf, chain)) = certs.split_first() else {
+        return Err(format!("{cert_opt} '{cert_path}': not PEM (no certificate in it)"));
+    };
+    let key = match ossl::pem_private_key(src.file(key_opt).unwrap_or_default(), src.options.get(pass_opt)) {
+        Ok(key) => key,
+        Err(KeyError::Passphrase) => {
+            return Err(format!("{key_opt} '{key_path}': wrong or missing passphrase ({pass_opt})"))
+        }
+        Err(KeyError::NotPem) => return Err(format!("{key_opt} '{key_path}': not PEM (no private key in it)")),
+    };
+    let p = ctx.as_ptr();
+    unsafe {
+        if ffi::SSL_CTX_use_certificate(p, leaf.as_ptr()) != 1 {
+            return Err(ossl::with_queue(format!("{cert_opt} '{cert_path}': certificate rejected")));
+        }
+        for cert in chain {
+            if ossl::ctx_ctrl(ctx, ossl::SSL_CTRL_CHAIN_CERT, 1, cert.as_ptr().cast()) != 1 {
+                return Err(ossl::with_queue(format!("{cert_opt} '{cert_path}': chain certificate rejected")));
+            }
+        }
+        if ffi::SSL_CTX_use_PrivateKey(p, key.as_ptr()) != 1 || ffi::SSL_CTX_check_private_key(p) != 1 {
+            return Err(ossl::with_queue(format!(
+                "{key_opt} '{key_path}': key does not match the certificate in {cert_opt} '{cert_path}'"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn use_store(ctx: &SslCtx, store: &X509Store) {
+    unsafe { ffi::SSL_CTX_set_cert_store(ctx.as_ptr(), store.share_raw()) };
+}
+
+fn build_server(src: &Sources, trust: &Trust, store: Option<&X509Store>) -> Result<SslCtx, String> {
+    let o = &src.options;
+    let ctx = new_ctx(unsafe { ffi::TLS_server_method() }, o)?;
+    load_identity(&ctx, src, "cert-file", "key-file", "key-file-pass")?;
+    let p = ctx.as_ptr();
+    let verify = match o.auth_clients() {
+        AuthClients::No => ffi::SSL_VERIFY_NONE,
+        AuthClients::Yes => ffi::SSL_VERIFY_PEER | ffi::SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+        AuthClients::Optional => ffi::SSL_VERIFY_PEER,
+    };
+    if verify != ffi::SSL_VERIFY_NONE && store.is_none() {
+        return Err(format!(
+            "auth-clients is {} but no CA is set to check clients with (ca-cert-file or ca-cert-dir)",
+            o.get("auth-clients").unwrap_or_default()
+        ));
+    }
+    if let Some(store) = store {
+        use_store(&ctx, store);
+    }
+    if let Some(data) = src.file("dh-params-file") {
+        let bio = ossl::mem_bio(data);
+        let dh = unsafe { ffi::PEM_read_bio_DHparams(bio.as_ptr(), std::ptr::null_mut(), None, std::ptr::null_mut()) };
+        if dh.is_null() {
+            ossl::clear_error_queue();
+            return Err(format!("dh-params-file '{}': not PEM DH parameters", src.path("dh-params-file")));
+        }
+        let ok = unsafe { ffi::SSL_CTX_set_tmp_dh(p, dh) };
+        unsafe { ffi::DH_free(dh) };
+        if ok != 1 {
+            return Err(ossl::with_queue(format!("dh-params-file '{}': parameters rejected", src.path("dh-params-file"))));
+        }
+    } else {
+        unsafe { ffi::SSL_CTX_set_dh_auto(p, 1) };
+    }
+    unsafe {
+        ffi::SSL_CTX_set_verify(p, verify, None);
+        ffi::SSL_CTX_set_session_id_context(p, trust.session_id_context.as_ptr(), trust.session_id_context.len() as _);
+        if o.flag("session-caching") {
+            ffi::SSL_CTX_set_session_cache_mode(p, ffi::SSL_SESS_CACHE_SERVER);
+            ffi::SSL_CTX_sess_set_cache_size(p, o.number("session-cache-size").unwrap_or(0) as c_long);
+            ossl::SSL_CTX_set_timeout(p, o.number("session-cache-timeout").unwrap_or(300) as c_long);
+            let keys = trust.ticket_keys;
+            ossl::ctx_ctrl(&ctx, ossl::SSL_CTRL_SET_TLSEXT_TICKET_KEYS, keys.len() as c_long, keys.as_ptr() as *mut c_void);
+        } else {
+            disable_resumption(&ctx);
+        }
+    }
+    ossl::clear_error_queue();
+    Ok(ctx)
+}
+
+fn disable_resumption(ctx: &SslCtx) {
+    unsafe {
+        ffi::SSL_CTX_set_session_cache_mode(ctx.as_ptr(), ffi::SSL_SESS_CACHE_OFF);
+        ffi::SSL_CTX_set_options(ctx.as_ptr(), ffi::SSL_OP_NO_TICKET);
+        ffi::SSL_CTX_set_num_tickets(ctx.as_ptr(), 0);
+    }
+}
+
+fn build_client(src: &Sources, store: Option<&X509Store>) -> Result<SslCtx, String> {
+    let o = &src.options;
+    let ctx = new_ctx(unsafe { ffi::TLS_client_method() }, o)?;
+    // Outgoing connections present client-cert-file when given, else the server's own
+    // certificate, as Valkey does for replication and the cluster bus.
+    match (o.get("client-cert-file"), o.get("client-key-file"), o.get("cert-file"), o.get("key-file")) {
+        (Some(_), Some(_), _, _) => load_identity(&ctx, src, "client-cert-file", "client-key-file", "client-key-file-pass")?,
+        (Some(_), None, _, _) => return Err("client-cert-file is set but client-key-file is not".into()),
+        (None, Some(_), _, _) => return Err("client-key-file is set but client-cert-file is not".into()),
+        (None, None, Some(_), Some(_)) => load_identity(&ctx, src, "cert-file", "key-file", "key-file-pass")?,
+        _ => {}
+    }
+    let p = ctx.as_ptr();
+    match store {
+        Some(store) => use_store(&ctx, store),
+        // No CA configured: trust what the system trusts.
+        None => unsafe {
+            ffi::SSL_CTX_set_default_verify_paths(p);
+        },
+    }
+    unsafe {
+        ffi::SSL_CTX_set_verify(p, ffi::SSL_VERIFY_PEER, None);
+        if o.flag("session-caching") {
+            ffi::SSL_CTX_set_session_cache_mode(p, ffi::SSL_SESS_CACHE_CLIENT | ffi::SSL_SESS_CACHE_NO_INTERNAL_STORE);
+            ffi::SSL_CTX_sess_set_new_cb(p, Some(new_session_cb));
+        } else {
+            disable_resumption(&ctx);
+        }
+    }
+    ossl::clear_error_queue();
+    Ok(ctx)
+}
+
+/// What a client connection tells the new-session callback: where to keep its sessions.
+pub struct SessionSlot {
+    pub sessions: Arc<ClientSessions>,
+    pub name: Option<String>,
+    pub epoch: u64,
+}
+
+pub fn session_slot_index() -> c_int {
+    static INDEX: OnceLock<c_int> = OnceLock::new();
+    *INDEX.get_or_init(|| unsafe { ffi::SSL_get_ex_new_index(0, std::ptr::null_mut(), None, None, None) })
+}
+
+unsafe extern "C" fn new_session_cb(ssl: *mut ffi::SSL, session: *mut ffi::SSL_SESSION) -> c_int {
+    let slot = ffi::SSL_get_ex_data(ssl, session_slot_index()) as *const SessionSlot;
+    if slot.is_null() || ossl::SSL_SESSION_is_resumable(session) == 0 {
+        return 0;
+    }
+    // The store keeps a copy: freeing a connection that did not shut down marks its own
+    // session not resumable, and that must not spoil the one kept for the next connection.
+    if let Some(copy) = Session::from_raw(ossl::SSL_SESSION_dup(session)) {
+        let slot = &*slot;
+        slot.sessions.keep(slot.epoch, &slot.name, copy);
+    }
+    0
+}
+
+/// Newest session per server name, for client connections to resume with.
+pub struct ClientSessions {
+    inner: Mutex<(u64, HashMap<Option<String>, Session>)>,
+}
+
+/// A bound on distinct server names remembered, so a client talking to many hosts stays small.
+const MAX_SERVER_NAMES: usize = 4096;
+
+impl ClientSessions {
+    fn new(epoch: u64) -> ClientSessions {
+        ClientSessions { inner: Mutex::new((epoch, HashMap::new())) }
+    }
+
+    fn reset(&self, epoch: u64) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *inner = (epoch, HashMap::new());
+    }
+
+    /// The session to offer for `name`, if one from the current trust epoch is kept.
+    pub fn offer(&self, epoch: u64, name: &Option<String>) -> Option<Session> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.0 != epoch {
+            return None;
+        }
+        inner.1.get(name).map(Session::share)
+    }
+
+    /// Keeps `session` as the newest for `name`, unless it belongs to an older trust epoch.
+    fn keep(&self, epoch: u64, name: &Option<String>, session: Session) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.0 != epoch {
+            return;
+        }
+        if inner.1.len() >= MAX_SERVER_NAMES && !inner.1.contains_key(name) {
+            inner.1.clear();
+        }
+        inner.1.insert(name.clone(), session);
+    }
+}

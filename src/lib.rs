@@ -1,0 +1,15 @@
+//! conntls: TLS connections for C servers, over the system OpenSSL.
+//!
+//! The safe core (config, context, connection, writev, liveness, socket_bio) knows nothing
+//! of C; `api` exports the `conn_tls_*` functions through the boundary in `ffi`.
+
+pub mod api;
+pub mod config;
+pub mod connection;
+pub mod context;
+pub mod ffi;
+pub mod liveness;
+pub mod logging;
+mod ossl;
+mod socket_bio;
+pub mod writev;

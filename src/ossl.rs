@@ -1,0 +1,266 @@
+//! The thin layer over openssl-sys: owners that free what OpenSSL allocated, the error
+//! queue turned into text, and the few declarations openssl-sys does not carry.
+//! Everything unsafe about OpenSSL objects lives here and in `socket_bio`.
+
+use std::ffi::{c_char, c_int, c_long, c_void, CStr};
+use std::ptr::NonNull;
+
+use openssl_sys as ffi;
+
+extern "C" {
+    fn ERR_error_string_n(e: std::ffi::c_ulong, buf: *mut c_char, len: usize);
+    fn EVP_Q_digest(
+        libctx: *mut c_void,
+        name: *const c_char,
+        propq: *const c_char,
+        data: *const c_void,
+        datalen: usize,
+        md: *mut u8,
+        mdlen: *mut usize,
+    ) -> c_int;
+    pub(crate) fn SSL_set1_host(ssl: *mut ffi::SSL, hostname: *const c_char) -> c_int;
+    pub(crate) fn SSL_get0_param(ssl: *mut ffi::SSL) -> *mut ffi::X509_VERIFY_PARAM;
+    pub(crate) fn X509_VERIFY_PARAM_set1_ip_asc(
+        param: *mut ffi::X509_VERIFY_PARAM,
+        ipasc: *const c_char,
+    ) -> c_int;
+    pub(crate) fn SSL_SESSION_is_resumable(s: *const ffi::SSL_SESSION) -> c_int;
+    pub(crate) fn SSL_SESSION_dup(s: *const ffi::SSL_SESSION) -> *mut ffi::SSL_SESSION;
+    fn BIO_free(bio: *mut ffi::BIO) -> c_int;
+    fn X509_STORE_up_ref(store: *mut ffi::X509_STORE) -> c_int;
+    pub(crate) fn SSL_CTX_set_timeout(ctx: *mut ffi::SSL_CTX, t: c_long) -> c_long;
+}
+
+pub(crate) const SSL_CTRL_SET_TLSEXT_TICKET_KEYS: c_int = 59;
+pub(crate) const SSL_CTRL_CHAIN_CERT: c_int = 89;
+pub(crate) const BIO_CTRL_INFO: c_int = 3;
+
+/// Empties the calling thread's error queue, so nothing one call left behind is blamed on
+/// the next connection served by this thread.
+pub fn clear_error_queue() {
+    unsafe { ffi::ERR_clear_error() }
+}
+
+/// Drains the calling thread's error queue into one line ("" when it was empty).
+pub fn take_error_queue() -> String {
+    let mut parts: Vec<String> = Vec::new();
+    loop {
+        let code = unsafe { ffi::ERR_get_error() };
+        if code == 0 {
+            break;
+        }
+        let mut buf = [0 as c_char; 256];
+        unsafe { ERR_error_string_n(code, buf.as_mut_ptr(), buf.len()) };
+        let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+    }
+    parts.join("; ")
+}
+
+/// Joins a description with what OpenSSL said, if it said anything.
+pub fn with_queue(what: impl Into<String>) -> String {
+    let mut msg = what.into();
+    let queue = take_error_queue();
+    if !queue.is_empty() {
+        msg.push_str(" (");
+        msg.push_str(&queue);
+        msg.push(')');
+    }
+    msg
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut len = out.len();
+    let ok = unsafe {
+        EVP_Q_digest(
+            std::ptr::null_mut(),
+            c"SHA256".as_ptr(),
+            std::ptr::null(),
+            data.as_ptr().cast(),
+            data.len(),
+            out.as_mut_ptr(),
+            &mut len,
+        )
+    };
+    // SHA-256 is always present in the default provider; a failure here means libcrypto is
+    // unusable, and then nothing else will work either.
+    assert!(ok == 1, "libcrypto cannot compute SHA-256");
+    out
+}
+
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
+    let mut out = [0u8; N];
+    if unsafe { ffi::RAND_bytes(out.as_mut_ptr(), N as c_int) } != 1 {
+        return Err(with_queue("the random number generator failed"));
+    }
+    Ok(out)
+}
+
+/// Defines an owner of an OpenSSL pointer that frees it on drop.
+macro_rules! owner {
+    ($(#[$meta:meta])* $name:ident, $raw:ty, $free:path) => {
+        $(#[$meta])*
+        pub struct $name(NonNull<$raw>);
+
+        impl $name {
+            /// Takes ownership of one reference; None when OpenSSL returned NULL.
+            pub fn from_raw(ptr: *mut $raw) -> Option<Self> {
+                NonNull::new(ptr).map(Self)
+            }
+            pub fn as_ptr(&self) -> *mut $raw {
+                self.0.as_ptr()
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                unsafe { $free(self.0.as_ptr()) }
+            }
+        }
+    };
+}
+
+owner!(
+    /// An SSL_CTX. Only mutated while being built; shared read-only once a generation is live.
+    SslCtx, ffi::SSL_CTX, ffi::SSL_CTX_free
+);
+owner!(
+    /// One connection's SSL object.
+    Ssl, ffi::SSL, ffi::SSL_free
+);
+owner!(X509, ffi::X509, ffi::X509_free);
+owner!(PKey, ffi::EVP_PKEY, ffi::EVP_PKEY_free);
+owner!(X509Store, ffi::X509_STORE, ffi::X509_STORE_free);
+owner!(Bio, ffi::BIO, bio_free);
+owner!(
+    /// A TLS session kept for client-side resumption.
+    Session, ffi::SSL_SESSION, ffi::SSL_SESSION_free
+);
+
+unsafe fn bio_free(bio: *mut ffi::BIO) {
+    BIO_free(bio);
+}
+
+// SAFETY: an SSL_CTX is safe to share between threads as long as it is not mutated, and
+// conntls never mutates one after the generation holding it is published.
+unsafe impl Send for SslCtx {}
+unsafe impl Sync for SslCtx {}
+// SAFETY: an SSL is used by one thread at a time (the caller's hand-off orders the uses).
+unsafe impl Send for Ssl {}
+// SAFETY: sessions are reference counted with atomic counts and immutable once issued.
+unsafe impl Send for Session {}
+unsafe impl Sync for Session {}
+
+impl Session {
+    /// Another reference to the same session.
+    pub fn share(&self) -> Session {
+        unsafe { ffi::SSL_SESSION_up_ref(self.as_ptr()) };
+        Session(self.0)
+    }
+}
+
+
+impl X509Store {
+    /// A new reference to the store, for a call that takes ownership of one.
+    pub fn share_raw(&self) -> *mut ffi::X509_STORE {
+        unsafe { X509_STORE_up_ref(self.as_ptr()) };
+        self.as_ptr()
+    }
+}
+
+/// A read-only memory BIO over `data`, which must outlive it.
+pub fn mem_bio(data: &[u8]) -> Bio {
+    let len = c_int::try_from(data.len()).unwrap_or(c_int::MAX);
+    Bio::from_raw(unsafe { ffi::BIO_new_mem_buf(data.as_ptr().cast(), len) })
+        .expect("BIO_new_mem_buf only fails when out of memory")
+}
+
+/// Every certificate in a PEM buffer, in order. Non-certificate blocks end the list.
+pub fn pem_certificates(data: &[u8]) -> Vec<X509> {
+    let bio = mem_bio(data);
+    let mut certs = Vec::new();
+    while let Some(cert) = X509::from_raw(unsafe {
+        ffi::PEM_read_bio_X509(bio.as_ptr(), std::ptr::null_mut(), None, std::ptr::null_mut())
+    }) {
+        certs.push(cert);
+    }
+    // Running off the end of the buffer leaves a "no start line" entry behind.
+    clear_error_queue();
+    certs
+}
+
+struct Passphrase<'a> {
+    value: Option<&'a str>,
+    asked: bool,
+}
+
+unsafe extern "C" fn passphrase_cb(buf: *mut c_char, size: c_int, _rw: c_int, u: *mut c_void) -> c_int {
+    let state = &mut *(u as *mut Passphrase);
+    state.asked = true;
+    let Some(pass) = state.value else { return -1 };
+    let n = pass.len();
+    if n > size as usize {
+        return -1;
+    }
+    std::ptr::copy_nonoverlapping(pass.as_ptr().cast(), buf, n);
+    n as c_int
+}
+
+pub enum KeyError {
+    /// The key is encrypted and the passphrase was missing or wrong.
+    Passphrase,
+    /// No private key in the data.
+    NotPem,
+}
+
+/// Parses a PEM private key. The passphrase callback never prompts on a terminal.
+pub fn pem_private_key(data: &[u8], passphrase: Option<&str>) -> Result<PKey, KeyError> {
+    let bio = mem_bio(data);
+    let mut state = Passphrase { value: passphrase, asked: false };
+    let key = PKey::from_raw(unsafe {
+        ffi::PEM_read_bio_PrivateKey(
+            bio.as_ptr(),
+            std::ptr::null_mut(),
+            Some(passphrase_cb),
+            (&mut state as *mut Passphrase).cast(),
+        )
+    });
+    clear_error_queue();
+    match key {
+        Some(key) => Ok(key),
+        None if state.asked => Err(KeyError::Passphrase),
+        None => Err(KeyError::NotPem),
+    }
+}
+
+pub fn ctx_ctrl(ctx: &SslCtx, cmd: c_int, larg: c_long, parg: *mut c_void) -> c_long {
+    unsafe { ffi::SSL_CTX_ctrl(ctx.as_ptr(), cmd, larg, parg) }
+}
+
+/// A static C string from OpenSSL as &str ("" for NULL).
+pub fn static_str(ptr: *const c_char) -> &'static str {
+    if ptr.is_null() {
+        return "";
+    }
+    unsafe { CStr::from_ptr(ptr) }.to_str().unwrap_or("")
+}
+
+/// The PEM text of a certificate.
+pub fn certificate_pem(cert: &X509) -> Vec<u8> {
+    let bio = Bio::from_raw(unsafe { ffi::BIO_new(ffi::BIO_s_mem()) }).expect("out of memory");
+    let mut out = Vec::new();
+    unsafe {
+        if ffi::PEM_write_bio_X509(bio.as_ptr(), cert.as_ptr()) == 1 {
+            let mut data: *mut c_char = std::ptr::null_mut();
+            let len = ffi::BIO_ctrl(bio.as_ptr(), BIO_CTRL_INFO, 0, (&mut data as *mut *mut c_char).cast());
+            if len > 0 && !data.is_null() {
+                out.extend_from_slice(std::slice::from_raw_parts(data as *const u8, len as usize));
+            }
+        }
+    }
+    clear_error_queue();
+    out
+}

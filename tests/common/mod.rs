@@ -1,0 +1,180 @@
+//! Shared by the integration tests: test certificates, building the C programs in c_tests/
+//! against the library cargo just built, and running them.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// target/<profile>, where `cargo build` put libconntls.so and libconntls.a.
+/// `cargo test` does not rebuild those (only the rlib), so a library older than the rlib
+/// this test was built with is refused rather than tested.
+pub fn lib_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf();
+        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let rlib = std::fs::read_dir(dir.join("deps"))
+            .expect("deps dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("libconntls-") && e.file_name().to_string_lossy().ends_with(".rlib"))
+            .filter_map(|e| mtime(&e.path()))
+            .max();
+        for lib in ["libconntls.so", "libconntls.a"] {
+            let built = mtime(&dir.join(lib));
+            assert!(
+                built.is_some() && built >= rlib,
+                "{lib} in {} is missing or older than the sources: run `cargo build --release` first (`make test` does)",
+                dir.display()
+            );
+        }
+        dir
+    })
+    .clone()
+}
+
+/// A directory with libconntls.so and its soname link, libconntls.so.0, as an installed
+/// tree has them.
+pub fn shared_lib_dir() -> PathBuf {
+    let dir = tmp_dir().join("lib");
+    std::fs::create_dir_all(&dir).expect("create the lib dir");
+    for name in ["libconntls.so", "libconntls.so.0"] {
+        let link = dir.join(name);
+        if std::fs::read_link(&link).is_err() {
+            // Another test may make the same link at once; either one will do.
+            let _ = std::os::unix::fs::symlink(lib_dir().join("libconntls.so"), &link);
+        }
+    }
+    dir
+}
+
+pub fn tmp_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// The certificates from scripts/make-certs.sh, made once and shared by every test binary.
+pub fn certs() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tmp_dir().join("certs");
+        if !dir.join("dh.pem").exists() {
+            // Made aside and renamed, so binaries running at once never see half a set.
+            let staging = tmp_dir().join(format!("certs.{}", std::process::id()));
+            let status = Command::new(root().join("scripts/make-certs.sh")).arg(&staging).status().expect("run make-certs.sh");
+            assert!(status.success(), "make-certs.sh failed");
+            if std::fs::rename(&staging, &dir).is_err() {
+                std::fs::remove_dir_all(&staging).ok();
+            }
+        }
+        dir
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Against libconntls.so.
+    Shared,
+    /// Against libconntls.a and the libraries pkg-config --static names.
+    Static,
+    /// Against libconntls.so, the program built with AddressSanitizer and UBSan.
+    Sanitized,
+}
+
+const CFLAGS: &[&str] = &["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-g", "-O1"];
+
+/// Compiles c_tests/<name>.c (plus `extra` sources) and returns the program's path.
+pub fn build_c(name: &str, link: Link, extra_libs: &[&str]) -> PathBuf {
+    let out = tmp_dir().join(format!("{name}-{link:?}").to_lowercase());
+    // Built aside and renamed: tests building the same program at once never clash.
+    let building = out.with_extension(format!("{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""));
+    let mut cc = Command::new("cc");
+    cc.args(CFLAGS)
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg("-I")
+        .arg(root().join("c_tests"))
+        .arg(root().join("c_tests").join(format!("{name}.c")))
+        .arg("-o")
+        .arg(&building);
+    match link {
+        Link::Shared | Link::Sanitized => {
+            if link == Link::Sanitized {
+                cc.args(["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]);
+            }
+            let lib = shared_lib_dir();
+            cc.arg(format!("-L{}", lib.display()))
+                .arg(format!("-Wl,-rpath,{}", lib.display()))
+                .arg("-lconntls");
+        }
+        Link::Static => {
+            cc.arg(lib_dir().join("libconntls.a")).args(["-lssl", "-lpthread", "-ldl", "-lm"]);
+        }
+    }
+    cc.args(extra_libs).args(["-lcrypto", "-lpthread"]);
+    let output = cc.output().expect("run cc");
+    assert!(output.status.success(), "cc {name} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    std::fs::rename(&building, &out).expect("rename the built program");
+    out
+}
+
+/// A new empty directory for one test run.
+pub fn scratch_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = tmp_dir().join(format!("run-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch dir");
+    dir
+}
+
+/// The environment the C tests read: where the certificates are, a scratch directory.
+pub fn c_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("CONNTLS_CERTS", certs()).env("CONNTLS_TMP", scratch_dir())
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+}
+
+/// Runs a built program to success, showing its output when it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let output = c_env(cmd).output().expect("run test program");
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Builds and runs c_tests/<name>.c linked `link`.
+pub fn run_c(name: &str, link: Link, args: &[&str]) -> Output {
+    let exe = build_c(name, link, &[]);
+    run_ok(Command::new(exe).args(args))
+}
+
+/// Runs c_tests/<name>.c under valgrind memcheck: zero errors and no definite or indirect
+/// leaks, or the test fails.
+pub fn run_c_valgrind(name: &str, args: &[&str]) -> Output {
+    let exe = build_c(name, Link::Shared, &[]);
+    let output = run_ok(
+        Command::new("valgrind")
+            .args([
+                "--quiet",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite,indirect",
+                "--show-leak-kinds=definite,indirect",
+                "--error-exitcode=99",
+            ])
+            .arg(exe)
+            .args(args),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("ERROR SUMMARY") || stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
+    output
+}
