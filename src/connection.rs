@@ -183,7 +183,7 @@ impl Connection {
                     ossl::clear_error_queue();
                     liveness::describe_socket_error(errno)
                 }
-                None if ret == 0 => {
+                None if ret == 0 || self.io.saw_eof() => {
                     ossl::clear_error_queue();
                     return Failure::Closed;
                 }

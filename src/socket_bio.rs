@@ -22,6 +22,8 @@ pub struct SocketIo {
     sent: usize,
     /// The first fatal socket error (an errno), 0 while the socket is healthy.
     errno: c_int,
+    /// The peer closed its side (recv returned 0).
+    eof: bool,
 }
 
 /// What a send attempt ended with.
@@ -35,7 +37,7 @@ pub enum Flushed {
 
 impl SocketIo {
     pub fn new(fd: c_int) -> Box<SocketIo> {
-        Box::new(SocketIo { fd, out: Vec::new(), sent: 0, errno: 0 })
+        Box::new(SocketIo { fd, out: Vec::new(), sent: 0, errno: 0, eof: false })
     }
 
     pub fn fd(&self) -> c_int {
@@ -50,6 +52,10 @@ impl SocketIo {
     /// The socket's fatal error, if one happened.
     pub fn error(&self) -> Option<c_int> {
         (self.errno != 0).then_some(self.errno)
+    }
+
+    pub fn saw_eof(&self) -> bool {
+        self.eof
     }
 
     /// Sends waiting ciphertext until none is left or the socket is full.
@@ -100,6 +106,7 @@ impl SocketIo {
         loop {
             let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n >= 0 {
+                self.eof |= n == 0;
                 return Ok(Some(n as usize));
             }
             match errno() {
