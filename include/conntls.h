@@ -53,13 +53,20 @@
 #define CONN_TLS_EINVAL -4
 
 /*
- The C-visible configuration object. The lock lets a background reload thread read it
- while another thread sets options, without either seeing half a string.
+ A set of options to build a context from (conn_tls_config). Internally locked, so a
+ background reload may read it while another thread sets options.
  */
 typedef struct conn_tls_config conn_tls_config;
 
+/*
+ One TLS connection over a caller-owned socket (conn_tls).
+ */
 typedef struct conn_tls conn_tls;
 
+/*
+ Everything connections are made from (conn_tls_ctx): the live generation of
+ certificates and settings, swapped atomically by reloads, and the client session store.
+ */
 typedef struct conn_tls_ctx conn_tls_ctx;
 
 /*
