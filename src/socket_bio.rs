@@ -4,7 +4,8 @@
 //! is kept here, in `SocketIo::out`, and sent by `flush`. So `SSL_write`, `SSL_shutdown`
 //! and handshake steps always finish their record, and OpenSSL never holds a blocked write
 //! whose retry must repeat the same bytes ("bad length", "bad write retry"). The write path
-//! bounds how much may wait here (`writev::OUT_LIMIT`); an idle connection holds no buffer.
+//! commits nothing new while anything waits here, which bounds it to about two records; an
+//! idle connection holds no buffer.
 //!
 //! Sends use MSG_NOSIGNAL so a closed peer never raises SIGPIPE; the fd is never closed.
 

@@ -1,14 +1,15 @@
 //! The write path: the caller's pieces become full 16 KiB records.
 //!
 //! Small pieces are copied into one staging record (per thread, emptied before the call
-//! returns); pieces of a record or more go to SSL_write straight from the caller's memory
-//! in whole records. The socket BIO takes every record (sending it at once, or keeping the
-//! ciphertext the socket refused), so every SSL_write finishes: there is never a blocked
-//! write for OpenSSL's retry rule to apply to, and the caller's buffers are free as soon
-//! as the call returns.
+//! returns); pieces of a record or more go to SSL_write straight from the caller's memory,
+//! one whole record per call. The socket BIO takes every record (sending it at once, or
+//! keeping the ciphertext the socket refused), so every SSL_write finishes: there is never
+//! a blocked write for OpenSSL's retry rule to apply to, and the caller's buffers are free
+//! as soon as the call returns.
 //!
-//! What a call commits is bounded by how much ciphertext already waits (`OUT_LIMIT`), not
-//! by the caller's iov: a slow reader costs at most about OUT_LIMIT + 64 KiB per connection.
+//! New bytes are committed only while no ciphertext waits for the socket. So what waits is
+//! at most the unsent tail of one record (plus the staging record finished with it),
+//! whatever the caller's iov, and a full socket costs one copy of that tail, not a queue.
 
 use std::cell::RefCell;
 use std::ffi::c_int;
@@ -20,13 +21,31 @@ use crate::ossl;
 
 /// TLS's largest record payload.
 pub(crate) const RECORD: usize = 16 * 1024;
-/// No new bytes are committed while this much ciphertext waits for the socket.
-pub(crate) const OUT_LIMIT: usize = 64 * 1024;
+
+/// One record being filled from small pieces.
+struct Staging {
+    buf: Box<[u8; RECORD]>,
+    len: usize,
+}
+
+impl Staging {
+    /// Copies as much of `data` as fits; returns how much did.
+    fn fill(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(RECORD - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        n
+    }
+
+    fn filled(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
 
 thread_local! {
-    /// The staging record. Per thread rather than per connection, so idle connections hold
-    /// no buffer; it is always empty between calls.
-    static STAGING: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(RECORD));
+    /// Per thread rather than per connection, so idle connections hold no buffer; it is
+    /// always empty between calls.
+    static STAGING: RefCell<Staging> = RefCell::new(Staging { buf: Box::new([0; RECORD]), len: 0 });
 }
 
 impl Connection {
@@ -44,54 +63,60 @@ impl Connection {
         if pieces.clone().all(<[u8]>::is_empty) {
             return Ok(0);
         }
-        if self.pending_write() >= OUT_LIMIT {
+        if self.pending_write() > 0 {
             return Err(Error::WantWrite);
         }
         STAGING.with(|staging| {
             let mut staging = staging.borrow_mut();
-            staging.clear();
+            staging.len = 0;
             let result = self.encrypt(pieces, &mut staging);
-            staging.clear();
+            staging.len = 0;
             result
         })
     }
 
-    fn encrypt<'a, I>(&mut self, pieces: I, staging: &mut Vec<u8>) -> Result<usize, Error>
+    fn encrypt<'a, I>(&mut self, pieces: I, staging: &mut Staging) -> Result<usize, Error>
     where
         I: Iterator<Item = &'a [u8]>,
     {
         let mut committed = 0;
         'pieces: for piece in pieces {
             let mut rest = piece;
+            // The common case: a small piece joins the staging record, nothing more.
+            if rest.len() < RECORD - staging.len {
+                staging.fill(rest);
+                committed += rest.len();
+                continue;
+            }
             while !rest.is_empty() {
-                if self.pending_write() >= OUT_LIMIT {
-                    break 'pieces;
-                }
-                if staging.is_empty() && rest.len() >= RECORD {
-                    let n = (rest.len() / RECORD * RECORD).min(OUT_LIMIT);
-                    self.ssl_write(&rest[..n])?;
-                    rest = &rest[n..];
-                    committed += n;
+                if staging.len == 0 && rest.len() >= RECORD {
+                    self.ssl_write(&rest[..RECORD])?;
+                    rest = &rest[RECORD..];
+                    committed += RECORD;
                 } else {
-                    let n = (RECORD - staging.len()).min(rest.len());
-                    staging.extend_from_slice(&rest[..n]);
+                    let n = staging.fill(rest);
                     rest = &rest[n..];
                     committed += n;
-                    if staging.len() == RECORD {
-                        self.ssl_write(staging)?;
-                        staging.clear();
+                    if staging.len < RECORD {
+                        continue;
                     }
+                    self.ssl_write(staging.filled())?;
+                    staging.len = 0;
+                }
+                // Only a record just written can have left ciphertext waiting.
+                if self.pending_write() > 0 {
+                    break 'pieces;
                 }
             }
         }
-        if !staging.is_empty() {
-            self.ssl_write(staging)?;
+        if staging.len > 0 {
+            self.ssl_write(staging.filled())?;
         }
         Ok(committed)
     }
 
-    /// Encrypts all of `data` (at most OUT_LIMIT bytes). Anything but complete success is
-    /// fatal: the socket BIO never asks for a retry, so none may be left half done.
+    /// Encrypts all of `data` (one record). Anything but complete success is fatal: the
+    /// socket BIO never asks for a retry, so none may be left half done.
     fn ssl_write(&mut self, data: &[u8]) -> Result<(), Error> {
         ossl::clear_error_queue();
         let r = unsafe { ffi::SSL_write(self.ssl_ptr(), data.as_ptr().cast(), data.len() as c_int) };

@@ -137,8 +137,8 @@ pub unsafe extern "C" fn conn_tls_write(c: *mut Connection, buf: *const c_void, 
 /// non-zero length; nothing was written.
 ///
 /// The caller may reuse or free its buffers as soon as the call returns. Memory stays
-/// bounded whatever the iov: about 150 KiB of ciphertext at most waits per connection,
-/// none on an idle one.
+/// bounded whatever the iov: at most about 33 KiB of ciphertext (two records) waits per
+/// connection, none on an idle one.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_writev(c: *mut Connection, iov: *const iovec, iovcnt: c_int) -> ssize_t {
     boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
