@@ -106,7 +106,7 @@ impl Connection {
         if tcp {
             liveness.apply(fd)?;
         }
-        let mut io = SocketIo::new(fd);
+        let mut io = SocketIo::new(fd, tcp);
         unsafe { socket_bio::attach(ssl.as_ptr(), &mut *io)? };
         ossl::clear_error_queue();
         Ok(Connection {
