@@ -2,6 +2,7 @@
  *
  *   resp_server --tls-port P --port Q --cert F --key F --ca F [--sndbuf BYTES]
  *               [--handshake-threads N] [--auth-clients no|yes|optional]
+ *   Port 0 picks a free port; the first line printed names both ports.
  *
  * - One epoll event-loop thread owns every established connection.
  * - TLS handshakes run on handshake threads (each its own epoll); a finished connection
@@ -16,7 +17,9 @@
  * Commands: PING SET GET DEL INCR LPUSH RPUSH LPOP RPOP LRANGE CONFIG QUIT (CONFIG GET
  * answers an empty list); anything else: -ERR unknown command. Malformed RESP: an error
  * reply, then the connection is closed. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -677,11 +680,15 @@ static void collect_handshakes(void) {
 
 /* ---- listeners, signals, main ---- */
 
-static int listen_on(int port) {
+/* Listens on 127.0.0.1:*port (0: any free port, written back). */
+static int listen_on(int *port) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 511) != 0) die("cannot listen on 127.0.0.1:%d: %s", port, strerror(errno));
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 511) != 0) die("cannot listen on 127.0.0.1:%d: %s", *port, strerror(errno));
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    *port = ntohs(a.sin_port);
     return fd;
 }
 
@@ -750,7 +757,7 @@ int main(int argc, char **argv) {
 
     epfd = epoll_create1(0);
     done_efd = eventfd(0, EFD_NONBLOCK);
-    int tls_l = listen_on(tls_port), plain_l = listen_on(port);
+    int tls_l = listen_on(&tls_port), plain_l = listen_on(&port);
     int timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
     struct itimerspec every_second = {{1, 0}, {1, 0}};
     timerfd_settime(timer, 0, &every_second, NULL);

@@ -87,8 +87,14 @@ pub enum Link {
 
 const CFLAGS: &[&str] = &["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-g", "-O1"];
 
-/// Compiles c_tests/<name>.c (plus `extra` sources) and returns the program's path.
+/// Compiles c_tests/<name>.c linked `link` (and with `extra_libs`); returns its path.
 pub fn build_c(name: &str, link: Link, extra_libs: &[&str]) -> PathBuf {
+    build_program(&root().join("c_tests").join(format!("{name}.c")), link, extra_libs)
+}
+
+/// Compiles one C source file of the project; returns the program's path.
+pub fn build_program(source: &Path, link: Link, extra_libs: &[&str]) -> PathBuf {
+    let name = source.file_stem().and_then(|s| s.to_str()).expect("a source file name");
     let out = tmp_dir().join(format!("{name}-{link:?}").to_lowercase());
     // Built aside and renamed: tests building the same program at once never clash.
     let building = out.with_extension(format!("{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""));
@@ -98,7 +104,7 @@ pub fn build_c(name: &str, link: Link, extra_libs: &[&str]) -> PathBuf {
         .arg(root().join("include"))
         .arg("-I")
         .arg(root().join("c_tests"))
-        .arg(root().join("c_tests").join(format!("{name}.c")))
+        .arg(source)
         .arg("-o")
         .arg(&building);
     match link {

@@ -1,0 +1,207 @@
+//! examples/resp_server.c loaded by real clients: redis-benchmark --tls and redis-cli
+//! (Debian's redis-tools) while certificates rotate every second, openssl s_client resuming
+//! across a rotation, and malformed RESP.
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Server {
+    child: Child,
+    tls_port: u16,
+    plain_port: u16,
+    live: PathBuf,
+}
+
+impl Server {
+    /// Starts resp_server on free ports with live/cert.pem and live/key.pem.
+    fn start(extra: &[&str]) -> Server {
+        let exe = build_c_example("resp_server");
+        let live = scratch_dir();
+        std::fs::copy(certs().join("server.crt"), live.join("cert.pem")).unwrap();
+        std::fs::copy(certs().join("server.key"), live.join("key.pem")).unwrap();
+        let mut child = Command::new(exe)
+            .args(["--tls-port", "0", "--port", "0", "--ca"])
+            .arg(certs().join("ca.crt"))
+            .arg("--cert")
+            .arg(live.join("cert.pem"))
+            .arg("--key")
+            .arg(live.join("key.pem"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start resp_server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        let ports: Vec<u16> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).filter(|p| *p > 1000).collect();
+        assert_eq!(ports.len(), 2, "{line}");
+        Server { child, tls_port: ports[0], plain_port: ports[1], live }
+    }
+
+    /// Swaps the live certificate to `name` (server or server2): key first, both renamed
+    /// into place, as a deploy tool would.
+    fn rotate_to(live: &Path, name: &str) {
+        for (from, to) in [(format!("{name}.key"), "key.pem"), (format!("{name}.crt"), "cert.pem")] {
+            let tmp = live.join(format!("{to}.tmp"));
+            std::fs::copy(certs().join(from), &tmp).unwrap();
+            std::fs::rename(&tmp, live.join(to)).unwrap();
+        }
+    }
+
+    /// SIGTERM, then the stats line.
+    fn stop(mut self) -> String {
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        let mut out = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        self.child.wait().unwrap();
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn build_c_example(name: &str) -> PathBuf {
+    build_program(&root().join("examples").join(format!("{name}.c")), Link::Shared, &[])
+}
+
+fn stat(stats: &str, key: &str) -> u64 {
+    stats.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{key}="))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{key} not in {stats}"))
+}
+
+fn tls_args() -> Vec<String> {
+    let c = |n: &str| certs().join(n).display().to_string();
+    vec!["--tls".into(), "--cacert".into(), c("ca.crt"), "--cert".into(), c("client.crt"), "--key".into(), c("client.key")]
+}
+
+fn redis_benchmark(port: u16, size: &str, tests: &str, requests: &str) -> String {
+    let out = Command::new("timeout")
+        .args(["120", "redis-benchmark", "-p", &port.to_string()])
+        .args(tls_args())
+        .args(["-q", "-c", "50", "-n", requests, "-d", size, "-t", tests])
+        .output()
+        .expect("redis-benchmark (Debian's redis-tools; .ci/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n") + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+fn redis_cli(port: u16, tls: bool, args: &[&str]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-p", &port.to_string()]);
+    if tls {
+        cmd.args(tls_args());
+    }
+    let out = cmd.args(args).output().expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn redis_benchmark_while_certificates_rotate() {
+    let server = Server::start(&[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let rotator = {
+        let (live, stop) = (server.live.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) && i < 600 {
+                std::thread::sleep(Duration::from_secs(1));
+                i += 1;
+                Server::rotate_to(&live, if i % 2 == 1 { "server2" } else { "server" });
+            }
+        })
+    };
+    let mut outputs = String::new();
+    for (size, tests, n) in [("32", "set,get", "50000"), ("32768", "set,get", "10000"), ("32768", "lrange_100", "500")] {
+        outputs += &redis_benchmark(server.tls_port, size, tests, n);
+    }
+    // What redis-benchmark wrote can be read back, byte for byte.
+    let value: String = (0..32768).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    assert_eq!(redis_cli(server.tls_port, true, &["SET", "readback", &value]).trim(), "OK");
+    assert_eq!(redis_cli(server.tls_port, true, &["GET", "readback"]).trim_end_matches('\n'), value);
+    assert_eq!(redis_cli(server.plain_port, false, &["GET", "readback"]).trim_end_matches('\n'), value);
+    assert_eq!(redis_cli(server.tls_port, true, &["LPUSH", "l", "a", "b"]).trim(), "2");
+    assert_eq!(redis_cli(server.tls_port, true, &["LRANGE", "l", "0", "-1"]).trim(), "b\na");
+    assert!(redis_cli(server.tls_port, true, &["NOSUCH"]).contains("ERR unknown command"));
+    stop.store(true, Ordering::Relaxed);
+    rotator.join().unwrap();
+    let stats = server.stop();
+    println!("{outputs}\n{stats}");
+    // Three runs: 32 B SET/GET, 32 KiB SET/GET, LRANGE_100 of 32 KiB values.
+    let finished = outputs.lines().filter(|l| l.contains("requests per second")).count();
+    assert_eq!(finished, 6, "{outputs}");
+    assert!(!outputs.to_lowercase().contains("error") && !outputs.contains("reset"), "{outputs}");
+    assert_eq!(stat(&stats, "conn_errors"), 0, "{stats}");
+    assert_eq!(stat(&stats, "handshake_errors"), 0, "{stats}");
+    assert!(stat(&stats, "generation") >= 3, "rotations were not picked up: {stats}");
+}
+
+#[test]
+fn s_client_resumes_across_a_rotation() {
+    let server = Server::start(&[]);
+    let sess = scratch_dir().join("sess.pem");
+    let s_client = |extra: &[&str]| {
+        let mut child = Command::new("timeout")
+            .args(["30", "openssl", "s_client", "-connect", &format!("127.0.0.1:{}", server.tls_port), "-CAfile"])
+            .arg(certs().join("ca.crt"))
+            .args(["-cert"])
+            .arg(certs().join("client.crt"))
+            .args(["-key"])
+            .arg(certs().join("client.key"))
+            .args(["-verify_return_error", "-ign_eof"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"PING\r\nQUIT\r\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = s_client(&["-sess_out", sess.to_str().unwrap()]);
+    assert!(first.contains("+PONG") && first.contains("New, TLSv1.3"), "{first}");
+    Server::rotate_to(&server.live, "server2");
+    unsafe { libc_kill(server.child.id() as i32, 1) }; // SIGHUP: reload now
+    std::thread::sleep(Duration::from_millis(300));
+    let second = s_client(&["-sess_in", sess.to_str().unwrap()]);
+    assert!(second.contains("+PONG") && second.contains("Reused, TLSv1.3"), "{second}");
+    let fresh = s_client(&[]);
+    assert!(fresh.contains("CN = server2"), "the rotated certificate is served: {fresh}");
+    let stats = server.stop();
+    assert_eq!(stat(&stats, "generation"), 2, "{stats}");
+}
+
+#[test]
+fn malformed_resp_gets_an_error_and_a_close() {
+    let server = Server::start(&[]);
+    for bad in [&b"*abc\r\n"[..], b"*2\r\n$3\r\nGET\r\nxx\r\n", b"*1\r\n$99999999999\r\n", b"*5000\r\n"] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", server.plain_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(bad).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).expect("the server closes the connection");
+        assert!(reply.starts_with("-ERR Protocol error"), "{:?} -> {reply:?}", String::from_utf8_lossy(bad));
+    }
+    // The server is still fine.
+    assert_eq!(redis_cli(server.plain_port, false, &["PING"]).trim(), "PONG");
+    let stats = server.stop();
+    assert_eq!(stat(&stats, "protocol_errors"), 4, "{stats}");
+}
