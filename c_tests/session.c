@@ -167,6 +167,57 @@ static void resumption_and_reload(void) {
     CHECK_QUEUE_EMPTY();
 }
 
+static void write_file(const char *path, const char *from) {
+    FILE *in = fopen(from, "r"), *out = fopen(path, "w");
+    CHECK(in && out);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) CHECK(fwrite(buf, 1, n, out) == n);
+    fclose(in);
+    fclose(out);
+}
+
+/* reload_if_changed watches the content of the files, not only the options. */
+static void reload_if_changed_files(void) {
+    const char *tmp = getenv("CONNTLS_TMP") ? getenv("CONNTLS_TMP") : "/tmp";
+    char crt[512], key[512], err[256];
+    snprintf(crt, sizeof crt, "%s/live.crt", tmp);
+    snprintf(key, sizeof key, "%s/live.key", tmp);
+    write_file(crt, cert("server.crt"));
+    write_file(key, cert("server.key"));
+    conn_tls_config *cfg = config_of("cert-file", crt, "key-file", key, "auth-clients", "no", NULL);
+    conn_tls_ctx *srv = conn_tls_ctx_new(cfg, err, sizeof err), *cli = ctx_from(config_of("ca-cert-file", cert("ca.crt"), NULL));
+    CHECK(srv);
+    CHECK_EQ(conn_tls_ctx_reload_if_changed(srv, cfg, err, sizeof err), 0);
+    write_file(crt, cert("server.crt")); /* rewritten with the same bytes: no change */
+    CHECK_EQ(conn_tls_ctx_reload_if_changed(srv, cfg, err, sizeof err), 0);
+    CHECK_EQ(conn_tls_ctx_generation(srv), 1);
+    write_file(key, cert("server2.key"));
+    write_file(crt, cert("server2.crt"));
+    CHECK_EQ(conn_tls_ctx_reload_if_changed(srv, cfg, err, sizeof err), 1);
+    CHECK_EQ(conn_tls_ctx_generation(srv), 2);
+    CHECK_EQ(conn_tls_ctx_reload_if_changed(srv, cfg, err, sizeof err), 0);
+    /* New connections get the new certificate. */
+    pair p = connect_pair(srv, cli, "localhost", 0);
+    CHECK_EQ(handshake_both(p.s, p.c), CONN_TLS_OK);
+    char pem[8192];
+    ssize_t len = conn_tls_peer_cert_pem(p.c, pem, sizeof pem);
+    FILE *f = fopen(cert("server2.crt"), "r");
+    char want[8192];
+    size_t wlen = fread(want, 1, sizeof want, f);
+    fclose(f);
+    CHECK(len == (ssize_t)wlen && memcmp(pem, want, wlen) == 0);
+    close_pair(&p);
+    /* A half-written pair (new key, old certificate) is refused; nothing changes. */
+    write_file(key, cert("server.key"));
+    CHECK_EQ(conn_tls_ctx_reload_if_changed(srv, cfg, err, sizeof err), CONN_TLS_ERR);
+    CHECK_CONTAINS(err, "does not match");
+    CHECK_EQ(conn_tls_ctx_generation(srv), 2);
+    conn_tls_config_free(cfg);
+    conn_tls_ctx_free(srv);
+    conn_tls_ctx_free(cli);
+}
+
 static void resumption_off(void) {
     conn_tls_ctx *srv = ctx_from(config_of("cert-file", cert("server.crt"), "key-file", cert("server.key"),
                                            "auth-clients", "no", "session-caching", "no", NULL));
@@ -257,6 +308,7 @@ static void garbage_peer(void) {
 int main(void) {
     basics();
     resumption_and_reload();
+    reload_if_changed_files();
     resumption_off();
     verification_failures();
     garbage_peer();

@@ -326,6 +326,22 @@ fn load_identity(ctx: &SslCtx, src: &Sources, cert_opt: &str, key_opt: &str, pas
     Ok(())
 }
 
+/// The system's trusted CAs, read once per process: parsing the system bundle takes about
+/// 30 ms, which every reload would otherwise pay again. (A change to the system bundle is
+/// seen after a restart.)
+fn system_store() -> Result<&'static X509Store, String> {
+    static STORE: OnceLock<Result<X509Store, String>> = OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let store = X509Store::from_raw(unsafe { ffi::X509_STORE_new() }).ok_or("out of memory")?;
+            unsafe { ffi::X509_STORE_set_default_paths(store.as_ptr()) };
+            ossl::clear_error_queue();
+            Ok(store)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 fn use_store(ctx: &SslCtx, store: &X509Store) {
     unsafe { ffi::SSL_CTX_set_cert_store(ctx.as_ptr(), store.share_raw()) };
 }
@@ -402,13 +418,11 @@ fn build_client(src: &Sources, store: Option<&X509Store>) -> Result<SslCtx, Stri
         _ => {}
     }
     let p = ctx.as_ptr();
-    match store {
-        Some(store) => use_store(&ctx, store),
-        // No CA configured: trust what the system trusts.
-        None => unsafe {
-            ffi::SSL_CTX_set_default_verify_paths(p);
-        },
-    }
+    // No CA configured: trust what the system trusts.
+    use_store(&ctx, match store {
+        Some(store) => store,
+        None => system_store()?,
+    });
     unsafe {
         ffi::SSL_CTX_set_verify(p, ffi::SSL_VERIFY_PEER, None);
         if o.flag("session-caching") {

@@ -156,6 +156,9 @@ unsafe impl Send for SslCtx {}
 unsafe impl Sync for SslCtx {}
 // SAFETY: an SSL is used by one thread at a time (the caller's hand-off orders the uses).
 unsafe impl Send for Ssl {}
+// SAFETY: an X509_STORE locks its own lookups; conntls never changes one once it is in use.
+unsafe impl Send for X509Store {}
+unsafe impl Sync for X509Store {}
 // SAFETY: sessions are reference counted with atomic counts and immutable once issued.
 unsafe impl Send for Session {}
 unsafe impl Sync for Session {}

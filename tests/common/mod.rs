@@ -83,6 +83,8 @@ pub enum Link {
     Static,
     /// Against libconntls.so, the program built with AddressSanitizer and UBSan.
     Sanitized,
+    /// Against libconntls.so, the program built with ThreadSanitizer (the C side).
+    ThreadSanitized,
 }
 
 const CFLAGS: &[&str] = &["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-g", "-O1"];
@@ -108,9 +110,12 @@ pub fn build_program(source: &Path, link: Link, extra_libs: &[&str]) -> PathBuf 
         .arg("-o")
         .arg(&building);
     match link {
-        Link::Shared | Link::Sanitized => {
+        Link::Shared | Link::Sanitized | Link::ThreadSanitized => {
             if link == Link::Sanitized {
                 cc.args(["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]);
+            }
+            if link == Link::ThreadSanitized {
+                cc.arg("-fsanitize=thread");
             }
             let lib = shared_lib_dir();
             cc.arg(format!("-L{}", lib.display()))
@@ -143,6 +148,7 @@ pub fn c_env(cmd: &mut Command) -> &mut Command {
     cmd.env("CONNTLS_CERTS", certs()).env("CONNTLS_TMP", scratch_dir())
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
         .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        .env("TSAN_OPTIONS", "halt_on_error=1")
 }
 
 /// Runs a built program to success, showing its output when it fails.
