@@ -27,7 +27,7 @@ test: build
 	@if scripts/can-netns.sh; then skip=""; else \
 	  echo "SKIPPED black_hole_detected_by_user_timeout_and_keepalive: cannot create network namespaces here (needs root and ip netns)"; \
 	  skip="--skip black_hole"; fi; \
-	$(CARGO) test --release -- $$skip
+	$(CARGO) test --release --no-fail-fast -- $$skip
 
 demo: build
 	scripts/demo.sh

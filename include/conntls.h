@@ -8,8 +8,9 @@
  *  - Status codes: CONN_TLS_OK 0, CONN_TLS_ERR -1 (fatal for the connection;
  *    conn_tls_last_error says why), CONN_TLS_WANT_READ -2 / CONN_TLS_WANT_WRITE -3 (nothing
  *    done; call again when the fd is readable / writable), CONN_TLS_EINVAL -4 (bad
- *    argument; nothing changed). Functions returning ssize_t return a count >= 0 or one of
- *    these. The values are fixed and never reused.
+ *    argument; nothing changed), CONN_TLS_BUSY -5 (the handshake pool is full). Functions
+ *    returning ssize_t return a count >= 0 or one of these. The values are fixed and never
+ *    reused.
  *  - Threads: a conn_tls_ctx and a conn_tls_config may be used from any number of threads
  *    at once. A conn_tls is used by one thread at a time, but any thread: the caller's own
  *    hand-off (a mutex, a queue) is all the synchronisation needed.
@@ -53,6 +54,11 @@
 #define CONN_TLS_EINVAL -4
 
 /*
+ The handshake pool is full: nothing was taken; try again later (or close).
+ */
+#define CONN_TLS_BUSY -5
+
+/*
  A set of options to build a context from (conn_tls_config). Internally locked, so a
  background reload may read it while another thread sets options.
  */
@@ -68,6 +74,11 @@ typedef struct conn_tls conn_tls;
  certificates and settings, swapped atomically by reloads, and the client session store.
  */
 typedef struct conn_tls_ctx conn_tls_ctx;
+
+/*
+ A handshake pool (conn_tls_pool): worker threads that drive submitted handshakes.
+ */
+typedef struct conn_tls_pool conn_tls_pool;
 
 /*
  The C callback: `ud` as given, a syslog level, a NUL-terminated message valid for the call.
@@ -192,8 +203,8 @@ ssize_t conn_tls_write(conn_tls *c, const void *buf, size_t len);
  non-zero length; nothing was written.
 
  The caller may reuse or free its buffers as soon as the call returns. Memory stays
- bounded whatever the iov: about 150 KiB of ciphertext at most waits per connection,
- none on an idle one.
+ bounded whatever the iov: at most about 33 KiB of ciphertext (two records) waits per
+ connection, none on an idle one.
  */
 ssize_t conn_tls_writev(conn_tls *c, const struct iovec *iov, int iovcnt);
 
@@ -351,6 +362,57 @@ const char *conn_tls_version(void);
  library never prints to stdout or stderr.
  */
 void conn_tls_set_log(conn_tls_log_callback cb, void *ud);
+
+/*
+ Starts a handshake pool for servers without IO threads of their own: `threads` worker
+ threads drive submitted handshakes to completion, each waiting on the connections' fds
+ itself. At most `max_inflight` connections are inside the pool at once (submitted and
+ not yet collected); a handshake not done within `timeout_ms` fails ("handshake timed
+ out"), so a peer that stalls cannot hold a slot.
+
+ Ownership: the caller owns the pool and frees it with conn_tls_pool_free.
+ Threads: submit, collect and fd may be called from any thread.
+ Returns NULL when an argument is 0 or the threads cannot start (the reason goes to the
+ log callback).
+ */
+conn_tls_pool *conn_tls_pool_new(unsigned int threads, unsigned int max_inflight, unsigned int timeout_ms);
+
+/*
+ Hands connection `c` (made by conn_tls_new_server or conn_tls_new_client, handshake not
+ done) to the pool, tagged with `user`.
+
+ Ownership: on CONN_TLS_OK the pool owns `c` until conn_tls_pool_collect gives it back;
+ do not use it meanwhile. On any other return the caller still owns `c`.
+ Returns CONN_TLS_OK; CONN_TLS_BUSY when max_inflight connections are inside (nothing
+ taken: retry after collecting, or refuse the client); CONN_TLS_EINVAL for NULL.
+ */
+int conn_tls_pool_submit(conn_tls_pool *pool, conn_tls *c, void *user);
+
+/*
+ A file descriptor that is readable while finished connections wait to be collected:
+ watch it for reading in the caller's event loop. It belongs to the pool (do not close
+ or read it). Returns -1 for NULL. Does not change the pool.
+ */
+int conn_tls_pool_fd(const conn_tls_pool *pool);
+
+/*
+ Takes one finished connection out of the pool.
+
+ Returns 1 and writes the connection to `*c`, its `user` tag to `*user` and its
+ handshake status to `*status` (CONN_TLS_OK, or CONN_TLS_ERR with the reason in
+ conn_tls_last_error(*c), e.g. "handshake timed out"); the caller owns `*c` again.
+ Returns 0 when none waits (outputs untouched), CONN_TLS_EINVAL for a NULL argument.
+ */
+int conn_tls_pool_collect(conn_tls_pool *pool, conn_tls **c, void **user, int *status);
+
+/*
+ Stops the pool's threads and frees it; NULL is accepted. Connections still inside
+ (not collected) are freed; their fds stay open and remain the caller's. Blocks until
+ the threads have stopped (at most one handshake step each).
+ */
+void conn_tls_pool_free(conn_tls_pool *pool);
+
+extern unsigned long ERR_peek_error(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -10,6 +10,7 @@ pub mod context;
 pub mod ffi;
 pub mod liveness;
 pub mod logging;
+pub mod pool;
 mod ossl;
 mod socket_bio;
 pub mod writev;

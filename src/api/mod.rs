@@ -5,3 +5,4 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod library;
+pub mod pool;

@@ -11,6 +11,8 @@ pub const CONN_TLS_ERR: c_int = -1;
 pub const CONN_TLS_WANT_READ: c_int = -2;
 pub const CONN_TLS_WANT_WRITE: c_int = -3;
 pub const CONN_TLS_EINVAL: c_int = -4;
+/// The handshake pool is full: nothing was taken; try again later (or close).
+pub const CONN_TLS_BUSY: c_int = -5;
 
 /// Runs `$body` so that no panic crosses into C (the call returns `$default` instead) and
 /// the calling thread's OpenSSL error queue is empty before and after.

@@ -1,0 +1,164 @@
+/* pool [connections] [timeout_ms]
+ * The handshake pool: 1000 connections through it with the bound enforced, a peer that
+ * never sends its hello timing out, BUSY that takes nothing, statuses and user pointers
+ * coming back right, and the argument checks. */
+#include "testutil.h"
+
+enum { MAX_CONNS = 1000, MAX_INFLIGHT = 32 };
+static int TOTAL = MAX_CONNS;
+static unsigned timeout_ms = 5000;
+
+static int wait_readable(int fd, int ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1;
+}
+
+static void thousand(void) {
+    conn_tls_ctx *srv = server_ctx(), *cli = client_ctx();
+    conn_tls_pool *pool = conn_tls_pool_new(2, MAX_INFLIGHT, timeout_ms);
+    CHECK(pool);
+    int pool_fd = conn_tls_pool_fd(pool);
+    CHECK(pool_fd >= 0);
+    static conn_tls *clients[MAX_CONNS], *servers[MAX_CONNS];
+    static int fds[MAX_CONNS][2], collected[MAX_CONNS];
+    int submitted = 0, done = 0, inside = 0, busy = 0;
+    double deadline = now_s() + 120;
+    while (done < TOTAL && now_s() < deadline) {
+        /* Submit until the pool says it is full. */
+        while (submitted < TOTAL) {
+            if (!servers[submitted]) {
+                socket_pair(fds[submitted]);
+                servers[submitted] = conn_tls_new_server(srv, fds[submitted][0]);
+                clients[submitted] = conn_tls_new_client(cli, fds[submitted][1], "localhost");
+                CHECK(servers[submitted] && clients[submitted]);
+            }
+            int r = conn_tls_pool_submit(pool, servers[submitted], (void *)(intptr_t)(submitted + 1));
+            if (r == CONN_TLS_BUSY) {
+                busy++;
+                CHECK_EQ(inside, MAX_INFLIGHT); /* refused exactly at the bound */
+                break;
+            }
+            CHECK_EQ(r, CONN_TLS_OK);
+            inside++;
+            submitted++;
+        }
+        /* Our side of the handshakes: the clients, stepped here. */
+        for (int i = 0; i < submitted; i++) /* finished out of order: every open one */
+            if (!collected[i]) conn_tls_handshake(clients[i]);
+        /* Collect what the pool finished. */
+        if (wait_readable(pool_fd, 10)) {
+            conn_tls *c;
+            void *user;
+            int status;
+            while (conn_tls_pool_collect(pool, &c, &user, &status) == 1) {
+                int i = (int)(intptr_t)user - 1;
+                CHECK(i >= 0 && i < submitted && !collected[i]);
+                CHECK(c == servers[i]);
+                if (status != CONN_TLS_OK) fprintf(stderr, "conn %d: %s\n", i, conn_tls_last_error(c));
+                CHECK_EQ(status, CONN_TLS_OK);
+                collected[i] = 1;
+                inside--;
+                done++;
+                /* The connection works after coming back. */
+                CHECK_EQ(write_all(c, fds[i][0], "ok", 2, 5), 0);
+                char buf[2];
+                CHECK_EQ(read_exact(clients[i], fds[i][1], buf, 2, 5), 0);
+                CHECK(memcmp(buf, "ok", 2) == 0);
+                conn_tls_free(c);
+                conn_tls_free(clients[i]);
+                clients[i] = NULL;
+                close(fds[i][0]);
+                close(fds[i][1]);
+            }
+        }
+    }
+    printf("pool: %d connections through 2 threads, at most %d inside, %d submissions refused as busy\n", done,
+           MAX_INFLIGHT, busy);
+    CHECK_EQ(done, TOTAL);
+    CHECK(busy > 0);
+    int collected_none = conn_tls_pool_collect(pool, &(conn_tls *){NULL}, &(void *){NULL}, &(int){0});
+    CHECK_EQ(collected_none, 0);
+    conn_tls_pool_free(pool);
+    conn_tls_ctx_free(srv);
+    conn_tls_ctx_free(cli);
+}
+
+static void slowloris_and_busy(void) {
+    conn_tls_ctx *srv = server_ctx();
+    conn_tls_pool *pool = conn_tls_pool_new(1, 2, 300);
+    CHECK(pool);
+    int a[2], b[2], c3[2];
+    socket_pair(a);
+    socket_pair(b);
+    socket_pair(c3);
+    conn_tls *silent = conn_tls_new_server(srv, a[0]), *second = conn_tls_new_server(srv, b[0]),
+             *third = conn_tls_new_server(srv, c3[0]);
+    double start = now_s();
+    CHECK_EQ(conn_tls_pool_submit(pool, silent, &a), CONN_TLS_OK);
+    CHECK_EQ(conn_tls_pool_submit(pool, second, &b), CONN_TLS_OK);
+    /* Full: BUSY, and the connection is still ours and untouched. */
+    CHECK_EQ(conn_tls_pool_submit(pool, third, &c3), CONN_TLS_BUSY);
+    CHECK(conn_tls_last_error(third)[0] == 0);
+    conn_tls_free(third);
+    /* Nobody ever sends a ClientHello: both time out. */
+    int got = 0;
+    while (got < 2 && now_s() - start < 5) {
+        if (!wait_readable(conn_tls_pool_fd(pool), 100)) continue;
+        conn_tls *c;
+        void *user;
+        int status;
+        while (conn_tls_pool_collect(pool, &c, &user, &status) == 1) {
+            CHECK(user == &a || user == &b);
+            CHECK(c == (user == &a ? silent : second));
+            CHECK_EQ(status, CONN_TLS_ERR);
+            CHECK_CONTAINS(conn_tls_last_error(c), "timed out");
+            conn_tls_free(c);
+            got++;
+        }
+    }
+    double took = now_s() - start;
+    printf("pool: stalled handshakes failed after %.2f s (timeout 0.3 s)\n", took);
+    CHECK_EQ(got, 2);
+    CHECK(took >= 0.3 && took < 2.0);
+    /* Room again. */
+    conn_tls *fourth = conn_tls_new_server(srv, c3[0]);
+    CHECK_EQ(conn_tls_pool_submit(pool, fourth, NULL), CONN_TLS_OK);
+    conn_tls_pool_free(pool); /* frees `fourth`, still inside; fds stay ours */
+    CHECK(fcntl(c3[0], F_GETFD) >= 0);
+    int *pairs[] = {a, b, c3};
+    for (int i = 0; i < 3; i++) {
+        close(pairs[i][0]);
+        close(pairs[i][1]);
+    }
+    conn_tls_ctx_free(srv);
+}
+
+static void bad_arguments(void) {
+    CHECK(conn_tls_pool_new(0, 1, 1) == NULL);
+    CHECK(conn_tls_pool_new(1, 0, 1) == NULL);
+    CHECK(conn_tls_pool_new(1, 1, 0) == NULL);
+    CHECK_EQ(conn_tls_pool_fd(NULL), -1);
+    CHECK_EQ(conn_tls_pool_submit(NULL, NULL, NULL), CONN_TLS_EINVAL);
+    conn_tls_pool *pool = conn_tls_pool_new(1, 1, 100);
+    CHECK_EQ(conn_tls_pool_submit(pool, NULL, NULL), CONN_TLS_EINVAL);
+    conn_tls *c;
+    void *u;
+    int s;
+    CHECK_EQ(conn_tls_pool_collect(NULL, &c, &u, &s), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_pool_collect(pool, NULL, &u, &s), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_pool_collect(pool, &c, NULL, &s), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_pool_collect(pool, &c, &u, NULL), CONN_TLS_EINVAL);
+    conn_tls_pool_free(pool);
+    conn_tls_pool_free(NULL);
+    CHECK_QUEUE_EMPTY();
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) TOTAL = atoi(argv[1]) < MAX_CONNS ? atoi(argv[1]) : MAX_CONNS;
+    if (argc > 2) timeout_ms = (unsigned)atoi(argv[2]);
+    bad_arguments();
+    slowloris_and_busy();
+    thousand();
+    printf("pool: ok\n");
+    return 0;
+}

@@ -1,0 +1,100 @@
+use std::ffi::{c_int, c_uint, c_void};
+use std::time::Duration;
+
+use crate::connection::Connection;
+use crate::ffi::{self, boundary, CONN_TLS_BUSY, CONN_TLS_EINVAL, CONN_TLS_OK};
+use crate::pool::{Pool, Refused};
+
+/// Starts a handshake pool for servers without IO threads of their own: `threads` worker
+/// threads drive submitted handshakes to completion, each waiting on the connections' fds
+/// itself. At most `max_inflight` connections are inside the pool at once (submitted and
+/// not yet collected); a handshake not done within `timeout_ms` fails ("handshake timed
+/// out"), so a peer that stalls cannot hold a slot.
+///
+/// Ownership: the caller owns the pool and frees it with conn_tls_pool_free.
+/// Threads: submit, collect and fd may be called from any thread.
+/// Returns NULL when an argument is 0 or the threads cannot start (the reason goes to the
+/// log callback).
+#[no_mangle]
+pub extern "C" fn conn_tls_pool_new(threads: c_uint, max_inflight: c_uint, timeout_ms: c_uint) -> *mut Pool {
+    boundary!(std::ptr::null_mut(), {
+        match Pool::new(threads as usize, max_inflight as usize, Duration::from_millis(timeout_ms.into())) {
+            Ok(pool) => ffi::into_handle(pool),
+            Err(msg) => {
+                log::warn!("conntls: conn_tls_pool_new: {msg}");
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Hands connection `c` (made by conn_tls_new_server or conn_tls_new_client, handshake not
+/// done) to the pool, tagged with `user`.
+///
+/// Ownership: on CONN_TLS_OK the pool owns `c` until conn_tls_pool_collect gives it back;
+/// do not use it meanwhile. On any other return the caller still owns `c`.
+/// Returns CONN_TLS_OK; CONN_TLS_BUSY when max_inflight connections are inside (nothing
+/// taken: retry after collecting, or refuse the client); CONN_TLS_EINVAL for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_pool_submit(pool: *mut Pool, c: *mut Connection, user: *mut c_void) -> c_int {
+    boundary!(CONN_TLS_EINVAL, {
+        let Some(pool) = ffi::handle_ref(pool) else { return CONN_TLS_EINVAL };
+        if c.is_null() {
+            return CONN_TLS_EINVAL;
+        }
+        match pool.submit(Box::from_raw(c), user as usize) {
+            Ok(()) => CONN_TLS_OK,
+            Err(Refused::Busy(conn)) => {
+                // Give the caller its connection back, untouched.
+                let _ = Box::into_raw(conn);
+                CONN_TLS_BUSY
+            }
+        }
+    })
+}
+
+/// A file descriptor that is readable while finished connections wait to be collected:
+/// watch it for reading in the caller's event loop. It belongs to the pool (do not close
+/// or read it). Returns -1 for NULL. Does not change the pool.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_pool_fd(pool: *const Pool) -> c_int {
+    boundary!(-1, ffi::handle_ref(pool).map_or(-1, Pool::ready_fd))
+}
+
+/// Takes one finished connection out of the pool.
+///
+/// Returns 1 and writes the connection to `*c`, its `user` tag to `*user` and its
+/// handshake status to `*status` (CONN_TLS_OK, or CONN_TLS_ERR with the reason in
+/// conn_tls_last_error(*c), e.g. "handshake timed out"); the caller owns `*c` again.
+/// Returns 0 when none waits (outputs untouched), CONN_TLS_EINVAL for a NULL argument.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_pool_collect(
+    pool: *mut Pool,
+    c: *mut *mut Connection,
+    user: *mut *mut c_void,
+    status: *mut c_int,
+) -> c_int {
+    boundary!(CONN_TLS_EINVAL, {
+        let Some(pool) = ffi::handle_ref(pool) else { return CONN_TLS_EINVAL };
+        if c.is_null() || user.is_null() || status.is_null() {
+            return CONN_TLS_EINVAL;
+        }
+        match pool.collect() {
+            Some(done) => {
+                *status = done.result.as_ref().map_or_else(ffi::status, |()| CONN_TLS_OK);
+                *user = done.user as *mut c_void;
+                *c = Box::into_raw(done.conn);
+                1
+            }
+            None => 0,
+        }
+    })
+}
+
+/// Stops the pool's threads and frees it; NULL is accepted. Connections still inside
+/// (not collected) are freed; their fds stay open and remain the caller's. Blocks until
+/// the threads have stopped (at most one handshake step each).
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_pool_free(pool: *mut Pool) {
+    boundary!((), ffi::free_handle(pool))
+}

@@ -1,0 +1,219 @@
+//! The handshake pool, for servers without IO threads: worker threads that drive submitted
+//! handshakes to completion, each waiting on its connections' fds with its own epoll.
+//!
+//! A bound on connections inside the pool (submitted and not yet collected) keeps a
+//! connection storm from queueing without limit (valkey #4308): `submit` refuses when
+//! full. Every handshake has a deadline, so a peer that stalls (a slowloris, a client that
+//! never sends its hello) fails with a clear error instead of holding a slot forever.
+//! Finished connections wait in a queue; an eventfd is readable while any wait, for the
+//! caller's event loop.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::c_int;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::connection::{Connection, Error};
+
+/// What comes back from the pool: the connection, the caller's tag, how it ended.
+pub struct Finished {
+    pub conn: Box<Connection>,
+    pub user: usize,
+    pub result: Result<(), Error>,
+}
+
+struct Job {
+    conn: Box<Connection>,
+    user: usize,
+    deadline: Instant,
+}
+
+struct Worker {
+    incoming: Mutex<Vec<Job>>,
+    /// eventfd that wakes the worker when jobs arrive (or on stop).
+    wake: OwnedFd,
+}
+
+struct Shared {
+    workers: Vec<Worker>,
+    finished: Mutex<VecDeque<Finished>>,
+    /// Semaphore eventfd: its count is the number of finished connections waiting.
+    ready: OwnedFd,
+    inside: AtomicUsize,
+    max_inside: usize,
+    timeout: Duration,
+    next_worker: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// A handshake pool (conn_tls_pool): worker threads that drive submitted handshakes.
+pub struct Pool {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Why `submit` did not take a connection; the caller keeps it.
+pub enum Refused {
+    /// The pool holds max_inflight connections already.
+    Busy(Box<Connection>),
+}
+
+fn eventfd(flags: c_int) -> Result<OwnedFd, String> {
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC | flags) };
+    if fd < 0 {
+        return Err(format!("eventfd: {}", std::io::Error::last_os_error()));
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn signal(fd: &OwnedFd) {
+    let one: u64 = 1;
+    unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+}
+
+fn drain(fd: &OwnedFd) -> bool {
+    let mut value: u64 = 0;
+    unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) == 8 }
+}
+
+impl Pool {
+    pub fn new(threads: usize, max_inflight: usize, timeout: Duration) -> Result<Pool, String> {
+        if threads == 0 || max_inflight == 0 || timeout.is_zero() {
+            return Err("threads, max_inflight and timeout_ms must all be at least 1".into());
+        }
+        let workers = (0..threads)
+            .map(|_| Ok(Worker { incoming: Mutex::new(Vec::new()), wake: eventfd(0)? }))
+            .collect::<Result<Vec<_>, String>>()?;
+        let shared = Arc::new(Shared {
+            workers,
+            finished: Mutex::new(VecDeque::new()),
+            ready: eventfd(libc::EFD_SEMAPHORE)?,
+            inside: AtomicUsize::new(0),
+            max_inside: max_inflight,
+            timeout,
+            next_worker: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let threads = (0..threads)
+            .map(|i| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("conntls-hs-{i}"))
+                    .spawn(move || run_worker(&shared, i))
+                    .map_err(|e| format!("cannot start a pool thread: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Pool { shared, threads })
+    }
+
+    /// Takes `conn` and drives its handshake on a worker thread.
+    pub fn submit(&self, conn: Box<Connection>, user: usize) -> Result<(), Refused> {
+        let s = &self.shared;
+        if s.inside.fetch_add(1, Ordering::AcqRel) >= s.max_inside {
+            s.inside.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refused::Busy(conn));
+        }
+        let worker = &s.workers[s.next_worker.fetch_add(1, Ordering::Relaxed) % s.workers.len()];
+        let job = Job { conn, user, deadline: Instant::now() + s.timeout };
+        worker.incoming.lock().unwrap_or_else(|e| e.into_inner()).push(job);
+        signal(&worker.wake);
+        Ok(())
+    }
+
+    /// One finished connection, if any waits.
+    pub fn collect(&self) -> Option<Finished> {
+        let s = &self.shared;
+        let finished = s.finished.lock().unwrap_or_else(|e| e.into_inner()).pop_front()?;
+        drain(&s.ready);
+        s.inside.fetch_sub(1, Ordering::AcqRel);
+        Some(finished)
+    }
+
+    pub fn ready_fd(&self) -> c_int {
+        self.shared.ready.as_raw_fd()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        for worker in &self.shared.workers {
+            signal(&worker.wake);
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        // Connections still inside are freed with the shared state; their fds stay open.
+    }
+}
+
+/// A worker: its own epoll over the fds of the handshakes it drives.
+fn run_worker(shared: &Shared, index: usize) {
+    let me = &shared.workers[index];
+    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epoll < 0 {
+        log::error!("conntls: pool thread {index}: epoll_create1 failed");
+        return;
+    }
+    let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+    const WAKE: u64 = u64::MAX;
+    watch(&epoll, me.wake.as_raw_fd(), libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32, WAKE);
+    let mut jobs: HashMap<c_int, Job> = HashMap::new();
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+    while !shared.stop.load(Ordering::Acquire) {
+        let now = Instant::now();
+        let next_deadline = jobs.values().map(|j| j.deadline).min();
+        let wait_ms = next_deadline.map_or(1000, |d| d.saturating_duration_since(now).as_millis().min(1000) as c_int + 1);
+        let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as c_int, wait_ms) };
+        let mut to_step: Vec<c_int> = Vec::new();
+        for event in &events[..n.max(0) as usize] {
+            if event.u64 == WAKE {
+                drain(&me.wake);
+                for job in std::mem::take(&mut *me.incoming.lock().unwrap_or_else(|e| e.into_inner())) {
+                    let fd = job.conn.fd();
+                    watch(&epoll, fd, libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32, fd as u64);
+                    jobs.insert(fd, job);
+                    // The first step needs no readiness: a server sends nothing first, but
+                    // a client (or a hello already received) can start now.
+                    to_step.push(fd);
+                }
+            } else {
+                to_step.push(event.u64 as c_int);
+            }
+        }
+        for fd in to_step {
+            let Some(job) = jobs.get_mut(&fd) else { continue };
+            match job.conn.handshake() {
+                Err(Error::WantRead) => watch(&epoll, fd, libc::EPOLL_CTL_MOD, libc::EPOLLIN as u32, fd as u64),
+                Err(Error::WantWrite) => watch(&epoll, fd, libc::EPOLL_CTL_MOD, libc::EPOLLOUT as u32, fd as u64),
+                result => finish(shared, &epoll, &mut jobs, fd, result),
+            }
+        }
+        let now = Instant::now();
+        let expired: Vec<c_int> = jobs.iter().filter(|(_, j)| j.deadline <= now).map(|(fd, _)| *fd).collect();
+        for fd in expired {
+            if let Some(job) = jobs.get_mut(&fd) {
+                let error = job.conn.die(format!("handshake timed out after {} ms (the peer stalled)", shared.timeout.as_millis()));
+                finish(shared, &epoll, &mut jobs, fd, Err(error));
+            }
+        }
+    }
+}
+
+fn watch(epoll: &OwnedFd, fd: c_int, op: c_int, events: u32, tag: u64) {
+    let mut event = libc::epoll_event { events, u64: tag };
+    unsafe { libc::epoll_ctl(epoll.as_raw_fd(), op, fd, &mut event) };
+}
+
+fn finish(shared: &Shared, epoll: &OwnedFd, jobs: &mut HashMap<c_int, Job>, fd: c_int, result: Result<(), Error>) {
+    let Some(mut job) = jobs.remove(&fd) else { return };
+    unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+    if let Err(e) = &result {
+        job.conn.note_error(e);
+    }
+    shared.finished.lock().unwrap_or_else(|e| e.into_inner()).push_back(Finished { conn: job.conn, user: job.user, result });
+    signal(&shared.ready);
+}
