@@ -14,6 +14,7 @@
  * SSL_MODE_RELEASE_BUFFERS.
  *
  * usage: writev_bench [seconds per writer per round]   (needs CONNTLS_CERTS; 5 rounds)
+ *        CONNTLS_BENCH_SNDBUF=4096 sets the writer's send buffer (the #1135 trigger)
  *        writev_bench count WRITER MIX MIB   one run of WRITER (0 ceiling, 1 valkey,
  *            2 per-iov, 3 conntls) on MIXES[MIX], for callgrind --toggle-collect=run_writer
  *            (benches/writev_instructions.sh) */
@@ -29,6 +30,9 @@
 
 #define SUITE "TLS_AES_128_GCM_SHA256"
 #define VALKEY_MAX (64 * 1024) /* NET_MAX_WRITES_PER_EVENT */
+
+/* The writer's SO_SNDBUF; 0 leaves the kernel's default (CONNTLS_BENCH_SNDBUF). */
+static int sndbuf;
 
 typedef struct {
     const char *name;
@@ -183,12 +187,30 @@ __attribute__((noinline)) void run_writer(run_result *r, int fd, SSL *ssl, conn_
             break;
         case VALKEY:
             if (batch_bytes <= VALKEY_MAX) {
-                size_t off = 0;
-                for (int i = 0; i < m->count; i++) {
-                    memcpy(flat + off, r->iov[i].iov_base, r->iov[i].iov_len);
-                    off += r->iov[i].iov_len;
+                /* Valkey gathers the pending replies into its buffer on every call: after a
+                 * partial write or a WANT_WRITE, the next event gathers (copies) again. */
+                for (size_t sent = 0; sent < batch_bytes;) {
+                    size_t off = 0, skip = sent;
+                    for (int i = 0; i < m->count; i++) {
+                        size_t len = r->iov[i].iov_len;
+                        if (skip >= len) {
+                            skip -= len;
+                            continue;
+                        }
+                        memcpy(flat + off, (char *)r->iov[i].iov_base + skip, len - skip);
+                        off += len - skip;
+                        skip = 0;
+                    }
+                    ERR_clear_error();
+                    int n = SSL_write(ssl, flat, (int)off);
+                    if (n > 0) {
+                        sent += (size_t)n;
+                        continue;
+                    }
+                    int e = SSL_get_error(ssl, n);
+                    CHECK(e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ);
+                    wait_fd(fd, e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN);
                 }
-                ossl_write_all(ssl, fd, flat, off);
             } else { /* above 64 KiB Valkey writes iov by iov */
                 write_each(ssl, fd, r->iov, m->count);
             }
@@ -231,6 +253,7 @@ static void measure(run_result *r, SSL_CTX *sctx, conn_tls_ctx *cctx_server, SSL
     tcp_pair(&cfd, &sfd);
     int one = 1;
     setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (sndbuf) setsockopt(sfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     int flags = fcntl(cfd, F_GETFL);
     fcntl(cfd, F_SETFL, flags & ~O_NONBLOCK);
     uint64_t total = (uint64_t)r->m->size * (uint64_t)r->m->count * (uint64_t)r->batches;
@@ -346,6 +369,7 @@ static int count_mode(int writer, int mix_index, double mib) {
 }
 
 int main(int argc, char **argv) {
+    sndbuf = getenv("CONNTLS_BENCH_SNDBUF") ? atoi(getenv("CONNTLS_BENCH_SNDBUF")) : 0;
     if (argc == 5 && strcmp(argv[1], "count") == 0) return count_mode(atoi(argv[2]), atoi(argv[3]), atof(argv[4]));
     double target_s = argc > 1 ? atof(argv[1]) : 0.3;
     signal(SIGPIPE, SIG_IGN);
