@@ -158,10 +158,68 @@ static void *reloader(void *p) {
     return NULL;
 }
 
-/* Server handshakes through the pool (2 threads); clients stepped on this thread. */
+/* The same topology as the pool for the plain loop: two worker threads stepping plain
+ * OpenSSL server handshakes handed to them through a queue, waiting on the fds. */
+typedef struct plain_item {
+    SSL *s;
+    int fd, id;
+    struct plain_item *next;
+} plain_item;
+
+static pthread_mutex_t pq_lock = PTHREAD_MUTEX_INITIALIZER;
+static plain_item *pq_in, *pq_done;
+static atomic_int pq_stop;
+
+static void *plain_worker(void *arg) {
+    (void)arg;
+    plain_item *mine = NULL;
+    while (!atomic_load(&pq_stop)) {
+        pthread_mutex_lock(&pq_lock);
+        while (pq_in) {
+            plain_item *it = pq_in;
+            pq_in = it->next;
+            it->next = mine;
+            mine = it;
+        }
+        pthread_mutex_unlock(&pq_lock);
+        struct pollfd p[64];
+        int n = 0;
+        for (plain_item *it = mine; it && n < 64; it = it->next) p[n++] = (struct pollfd){.fd = it->fd, .events = POLLIN};
+        if (n) poll(p, (nfds_t)n, 1);
+        else usleep(100);
+        for (plain_item **it = &mine; *it;) {
+            int r = SSL_do_handshake((*it)->s);
+            if (r == 1) {
+                plain_item *done = *it;
+                *it = done->next;
+                pthread_mutex_lock(&pq_lock);
+                done->next = pq_done;
+                pq_done = done;
+                pthread_mutex_unlock(&pq_lock);
+            } else {
+                ERR_clear_error();
+                it = &(*it)->next;
+            }
+        }
+    }
+    for (plain_item *it = mine, *next; it; it = next) {
+        next = it->next;
+        SSL_free(it->s);
+        free(it);
+    }
+    return NULL;
+}
+
+/* Server handshakes on 2 worker threads (conntls's pool, or plain OpenSSL workers of the
+ * same shape); clients stepped on this thread. */
 static double pool_rate(job *j, double seconds) {
     enum { INFLIGHT = 32 };
-    conn_tls_pool *pool = conn_tls_pool_new(2, INFLIGHT, 10000);
+    conn_tls_pool *pool = j->kind == CONNTLS ? conn_tls_pool_new(2, INFLIGHT, 10000) : NULL;
+    pthread_t workers[2];
+    if (!pool) {
+        atomic_store(&pq_stop, 0);
+        for (int i = 0; i < 2; i++) pthread_create(&workers[i], NULL, plain_worker, NULL);
+    }
     SSL *clients[INFLIGHT] = {0};
     int fds[INFLIGHT][2], busy[INFLIGHT] = {0};
     long done = 0;
@@ -176,19 +234,48 @@ static double pool_rate(job *j, double seconds) {
             clients[i] = SSL_new(j->client);
             SSL_set_fd(clients[i], fds[i][1]);
             SSL_set_connect_state(clients[i]);
-            CHECK(conn_tls_pool_submit(pool, conn_tls_new_server(j->server_conntls, fds[i][0]), (void *)(intptr_t)i) == CONN_TLS_OK);
+            if (pool) {
+                CHECK(conn_tls_pool_submit(pool, conn_tls_new_server(j->server_conntls, fds[i][0]), (void *)(intptr_t)i) == CONN_TLS_OK);
+            } else {
+                plain_item *it = calloc(1, sizeof *it);
+                it->s = SSL_new(j->server_ossl);
+                SSL_set_fd(it->s, fds[i][0]);
+                SSL_set_accept_state(it->s);
+                it->fd = fds[i][0];
+                it->id = i;
+                pthread_mutex_lock(&pq_lock);
+                it->next = pq_in;
+                pq_in = it;
+                pthread_mutex_unlock(&pq_lock);
+            }
             busy[i] = 1;
             SSL_do_handshake(clients[i]);
             ERR_clear_error();
         }
-        conn_tls *c;
+        conn_tls *c = NULL;
+        SSL *plain = NULL;
         void *user;
         int status;
-        while (conn_tls_pool_collect(pool, &c, &user, &status) == 1) {
+        for (;;) {
+            if (pool) {
+                if (conn_tls_pool_collect(pool, &c, &user, &status) != 1) break;
+                CHECK(status == CONN_TLS_OK);
+            } else {
+                pthread_mutex_lock(&pq_lock);
+                plain_item *done = pq_done;
+                if (done) pq_done = done->next;
+                pthread_mutex_unlock(&pq_lock);
+                if (!done) break;
+                plain = done->s;
+                user = (void *)(intptr_t)done->id;
+                free(done);
+            }
             int i = (int)(intptr_t)user;
-            CHECK(status == CONN_TLS_OK);
             while (SSL_do_handshake(clients[i]) != 1) ERR_clear_error();
             conn_tls_free(c);
+            SSL_free(plain);
+            c = NULL;
+            plain = NULL;
             SSL_free(clients[i]);
             close(fds[i][0]);
             close(fds[i][1]);
@@ -198,6 +285,18 @@ static double pool_rate(job *j, double seconds) {
     }
     double r = done / (now_s() - t0);
     conn_tls_pool_free(pool);
+    if (!pool) {
+        atomic_store(&pq_stop, 1);
+        for (int i = 0; i < 2; i++) pthread_join(workers[i], NULL);
+        plain_item *left[2] = {pq_in, pq_done};
+        for (int q = 0; q < 2; q++)
+            for (plain_item *it = left[q], *next; it; it = next) {
+                next = it->next;
+                SSL_free(it->s);
+                free(it);
+            }
+        pq_in = pq_done = NULL;
+    }
     for (int i = 0; i < INFLIGHT; i++)
         if (busy[i]) {
             SSL_free(clients[i]);
@@ -276,8 +375,8 @@ int main(int argc, char **argv) {
             if (!resumed) {
                 job c = {.kind = CONNTLS, .server_conntls = sc, .client = client, .seconds = secs};
                 job p = {.kind = PLAIN, .server_ossl = so, .client = client, .seconds = secs};
-                double rp = rate(p, 2), rpool = pool_rate(&c, secs);
-                printf("| %s | full, via pool (2 threads) | 2+1 | %.0f | %.0f | %.3fx |\n", keys[k][0], rp, rpool, rpool / rp);
+                double rp = pool_rate(&p, secs), rpool = pool_rate(&c, secs);
+                printf("| %s | full, server on 2 worker threads (conntls: the pool), clients on 1 | 2+1 | %.0f | %.0f | %.3fx |\n", keys[k][0], rp, rpool, rpool / rp);
                 double quiet = rate(c, 1);
                 atomic_store(&reloading, 1);
                 pthread_t r;

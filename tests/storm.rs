@@ -14,8 +14,8 @@ fn swap_storm_asan_ubsan() {
     run_c("swap_storm", Link::Sanitized, &["500"]);
 }
 
-/// ThreadSanitizer on the C side: the caller's hand-offs between threads, and everything
-/// the library does to memory the caller can see, with no report.
+/// ThreadSanitizer on the C side: the caller's hand-offs of connections between threads
+/// and its own accesses, with no report (tests/tsan.supp says what TSan cannot see).
 #[test]
 fn swap_storm_thread_sanitizer() {
     run_c("swap_storm", Link::ThreadSanitized, &["1000"]);

@@ -148,7 +148,7 @@ pub fn c_env(cmd: &mut Command) -> &mut Command {
     cmd.env("CONNTLS_CERTS", certs()).env("CONNTLS_TMP", scratch_dir())
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
         .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
-        .env("TSAN_OPTIONS", "halt_on_error=1")
+        .env("TSAN_OPTIONS", format!("halt_on_error=1 suppressions={}", root().join("tests/tsan.supp").display()))
 }
 
 /// Runs a built program to success, showing its output when it fails.
@@ -189,4 +189,31 @@ pub fn run_c_valgrind(name: &str, args: &[&str]) -> Output {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("ERROR SUMMARY") || stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
     output
+}
+
+/// The four builds every plain C test runs in: against the .so, against the .a, under
+/// ASan+UBSan, and under valgrind memcheck.
+#[macro_export]
+macro_rules! c_test_in_every_build {
+    ($name:literal) => {
+        #[test]
+        fn shared_library() {
+            run_c($name, Link::Shared, &[]);
+        }
+
+        #[test]
+        fn static_library() {
+            run_c($name, Link::Static, &[]);
+        }
+
+        #[test]
+        fn asan_ubsan() {
+            run_c($name, Link::Sanitized, &[]);
+        }
+
+        #[test]
+        fn valgrind_memcheck() {
+            run_c_valgrind($name, &[]);
+        }
+    };
 }
