@@ -36,10 +36,16 @@ impl Started {
         }
     }
 
-    /// Everything the process printed after the ready line, once it exits.
+    /// Everything the process printed after the ready line, once it exits: lines are
+    /// taken until the reader thread sees the end of its output, so none is still in
+    /// flight when this returns.
     fn output(mut self) -> String {
         let _ = self.child.wait();
-        self.lines.try_iter().collect::<Vec<_>>().join("\n")
+        let mut lines = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(10)) {
+            lines.push(line);
+        }
+        lines.join("\n")
     }
 }
 
