@@ -28,15 +28,15 @@ rps() { # port tls(0/1) size test n
   redis-benchmark -p "$1" "${extra[@]}" -q -c 50 -n "$5" -d "$3" -t "$4" 2>&1 | tr '\r' '\n' \
     | sed -n 's/^[A-Z_0-9]*\( (first 100 elements)\)\{0,1\}: \([0-9.]*\) requests per second.*/\2/p' | tail -n 1
 }
-median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+median() { printf "%s\n" "$@" | sort -g | sed -n 3p; }
 echo "| workload (50 clients) | resp_server TLS | resp_server plain | resp_server TLS/plain | redis-server TLS | redis-server plain | redis-server TLS/plain | ratio of ratios |"
 echo "|---|---|---|---|---|---|---|---|"
 for w in "32 set 50000" "32 get 50000" "32768 set 10000" "32768 get 10000" "32768 lrange_100 500"; do
   read -r size test n <<< "$w"
   n=$((n * scale))
-  # Three interleaved rounds; each cell is its median (wall clock drifts ~20% here).
+  # Five interleaved rounds; each cell is its median (wall clock drifts ~20% here).
   A=(); B=(); X=(); Y=()
-  for _ in 1 2 3; do
+  for _ in 1 2 3 4 5; do
     A+=("$(rps "$ct" 1 "$size" "$test" "$n")"); B+=("$(rps "$cp" 0 "$size" "$test" "$n")")
     X+=("$(rps "$rt" 1 "$size" "$test" "$n")"); Y+=("$(rps "$rp" 0 "$size" "$test" "$n")")
   done
