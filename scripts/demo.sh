@@ -98,7 +98,9 @@ stats2=$(stop_server)
 sum() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) s += kv[2] } } END { print s + 0 }' <<< "$stats1"$'\n'"$stats2"; }
 rotated=$(( $(sum generation) - 2 ))
 errors=$(( $(sum conn_errors) + $(sum protocol_errors) ))
-client_errors=$(grep -ciE "error|reset|disconnects=[1-9]" "$work/load.log" || true)
+# redis-benchmark prints "Error: ..." / "Error from server: ..." / "...reset by peer";
+# load_client prints "errors=N, disconnects=N".
+client_errors=$(grep -ciE "error:|error from|reset by|errors=[1-9]|disconnects=[1-9]" "$work/load.log" || true)
 
 echo
 echo "conntls demo: examples/resp_server.c on conntls, loaded by $client"
