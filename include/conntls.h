@@ -43,6 +43,22 @@
 #define CONN_TLS_VERSION_PATCH 0
 
 
+/*
+ conn_tls_ctx_cert_info: the server's own certificate (cert-file).
+ */
+#define CONN_TLS_CERT_SERVER 0
+
+/*
+ conn_tls_ctx_cert_info: the certificate client connections present (client-cert-file,
+ else cert-file).
+ */
+#define CONN_TLS_CERT_CLIENT 1
+
+/*
+ conn_tls_ctx_cert_info: the trusted CA certificates (ca-cert-file and ca-cert-dir).
+ */
+#define CONN_TLS_CERT_CA 2
+
 #define CONN_TLS_OK 0
 
 #define CONN_TLS_ERR -1
@@ -284,6 +300,16 @@ int conn_tls_set_keepalive(conn_tls *c, unsigned int idle_s, unsigned int interv
 ssize_t conn_tls_peer_cert_pem(conn_tls *c, char *buf, size_t len);
 
 /*
+ Copies the text of subject field `name` ("CN", "O", "OU"... any short or long name
+ OpenSSL knows) of the peer's certificate into `buf`, like conn_tls_peer_cert_pem:
+ returns its length without the NUL (0 when the peer sent no certificate or the subject
+ has no such field) and writes it, NUL-terminated, only when `len` is larger. For
+ Valkey's tls-auth-clients-user (the CN names the user). Returns CONN_TLS_EINVAL for a
+ NULL handle or name, an unknown field name, or a NULL `buf` with `len` > 0.
+ */
+ssize_t conn_tls_peer_cert_field(conn_tls *c, const char *name, char *buf, size_t len);
+
+/*
  The negotiated protocol ("TLSv1.2", "TLSv1.3"); "" before the handshake is done or for
  NULL. Static string. Does not change the connection.
  */
@@ -350,6 +376,20 @@ uint64_t conn_tls_ctx_generation(const conn_tls_ctx *ctx);
 void conn_tls_ctx_free(conn_tls_ctx *ctx);
 
 /*
+ Facts about the certificates of the live generation, for INFO-style monitoring
+ (Valkey's tls_*_cert_expire_time and tls_*_cert_serial): `which` is CONN_TLS_CERT_SERVER,
+ CONN_TLS_CERT_CLIENT or CONN_TLS_CERT_CA.
+
+ On success writes `*count` (how many certificates; 0 when none is configured),
+ `*not_after` (the earliest expiry among them, seconds since the epoch; 0 when none) and
+ the serial number of the one expiring first, upper-case hex, into `serial` like
+ snprintf; returns the serial's length without the NUL. Returns CONN_TLS_EINVAL (nothing
+ written) for a NULL ctx, not_after or count, an unknown `which`, or a NULL `serial` with
+ `serial_len` > 0. Threads: any; does not change the context.
+ */
+ssize_t conn_tls_ctx_cert_info(const conn_tls_ctx *ctx, int which, int64_t *not_after, size_t *count, char *serial, size_t serial_len);
+
+/*
  The library's version, "MAJOR.MINOR.PATCH" (the same as CONN_TLS_VERSION in this
  header when the header matches the library). Static; never freed.
  */
@@ -411,8 +451,6 @@ int conn_tls_pool_collect(conn_tls_pool *pool, conn_tls **c, void **user, int *s
  the threads have stopped (at most one handshake step each).
  */
 void conn_tls_pool_free(conn_tls_pool *pool);
-
-extern unsigned long ERR_peek_error(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -343,6 +343,14 @@ impl Connection {
         }
     }
 
+    /// The text of subject field `name` ("CN", "O"...) of the peer's certificate; None when
+    /// the peer sent no certificate or it has no such field.
+    pub fn peer_subject_field(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        let nid = ossl::field_nid(name).ok_or_else(|| Error::Invalid(format!("unknown certificate field '{name}'")))?;
+        let cert = X509::from_raw(unsafe { ffi::SSL_get1_peer_certificate(self.ssl.as_ptr()) });
+        Ok(cert.and_then(|cert| ossl::subject_field(&cert, nid)))
+    }
+
     pub fn set_user_timeout(&mut self, ms: u32) -> Result<(), Error> {
         liveness::set_user_timeout(self.io.fd(), ms).map_err(Error::Invalid)
     }

@@ -18,7 +18,7 @@ use openssl_sys as ffi;
 
 use crate::config::{AuthClients, Config, Options};
 use crate::liveness::Liveness;
-use crate::ossl::{self, KeyError, Session, SslCtx, X509Store};
+use crate::ossl::{self, KeyError, Session, SslCtx, X509Store, X509};
 
 /// File-valued options, read whole when a generation is built.
 const FILE_OPTIONS: [&str; 7] =
@@ -130,6 +130,42 @@ impl Trust {
     }
 }
 
+/// What INFO-style monitoring wants to know about a set of certificates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertFacts {
+    /// The earliest expiry among them, seconds since the epoch (0 when there are none).
+    pub not_after: i64,
+    /// The serial number (upper-case hex) of the one that expires first.
+    pub serial: String,
+    pub count: usize,
+}
+
+impl CertFacts {
+    fn of(certs: &[&X509]) -> CertFacts {
+        let mut facts = CertFacts { count: certs.len(), ..CertFacts::default() };
+        for cert in certs {
+            if let Some(t) = ossl::not_after(cert) {
+                if facts.not_after == 0 || t < facts.not_after {
+                    facts.not_after = t;
+                    facts.serial = ossl::serial_hex(cert).unwrap_or_default();
+                }
+            }
+        }
+        facts
+    }
+}
+
+/// Which certificates `Generation::cert_facts` describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertRole {
+    /// The server's own (cert-file).
+    Server = 0,
+    /// The one client connections present (client-cert-file, else cert-file).
+    Client = 1,
+    /// The trusted CAs (ca-cert-file and ca-cert-dir).
+    Ca = 2,
+}
+
 /// A complete, immutable set of settings. Connections pin the one they were created with.
 pub struct Generation {
     pub number: u64,
@@ -139,7 +175,15 @@ pub struct Generation {
     pub liveness: Liveness,
     pub session_caching: bool,
     pub trust_epoch: u64,
+    /// Indexed by CertRole.
+    cert_facts: [CertFacts; 3],
     source_digest: [u8; 32],
+}
+
+impl Generation {
+    pub fn cert_facts(&self, role: CertRole) -> &CertFacts {
+        &self.cert_facts[role as usize]
+    }
 }
 
 /// Everything connections are made from (conn_tls_ctx): the live generation of
@@ -202,7 +246,8 @@ impl Context {
 fn build(src: &Sources, trust: &Trust, number: u64) -> Result<Generation, String> {
     ossl::clear_error_queue();
     let o = &src.options;
-    let store = trust_store(src)?;
+    let cas = ca_certificates(src)?;
+    let store = trust_store(&cas)?;
     let server = match (o.get("cert-file"), o.get("key-file")) {
         (Some(_), Some(_)) => Some(build_server(src, trust, store.as_ref())?),
         (None, None) => None,
@@ -210,6 +255,14 @@ fn build(src: &Sources, trust: &Trust, number: u64) -> Result<Generation, String
         (None, Some(_)) => return Err("key-file is set but cert-file is not".into()),
     };
     let client = build_client(src, store.as_ref())?;
+    let leaf = |option: &str| ossl::pem_certificates(src.file(option).unwrap_or_default()).into_iter().next();
+    let server_leaf = server.as_ref().and_then(|_| leaf("cert-file"));
+    let client_leaf = if o.get("client-cert-file").is_some() { leaf("client-cert-file") } else { leaf("cert-file") };
+    let cert_facts = [
+        CertFacts::of(&server_leaf.iter().collect::<Vec<_>>()),
+        CertFacts::of(&client_leaf.iter().collect::<Vec<_>>()),
+        CertFacts::of(&cas.iter().collect::<Vec<_>>()),
+    ];
     Ok(Generation {
         number,
         server,
@@ -217,12 +270,14 @@ fn build(src: &Sources, trust: &Trust, number: u64) -> Result<Generation, String
         liveness: Liveness { user_timeout_ms: o.number("tcp-user-timeout"), keepalive_s: o.number("tcp-keepalive") },
         session_caching: o.flag("session-caching"),
         trust_epoch: trust.epoch,
+        cert_facts,
         source_digest: src.digest(),
     })
 }
 
-/// The CA certificates from ca-cert-file and ca-cert-dir, None when neither is set.
-fn trust_store(src: &Sources) -> Result<Option<X509Store>, String> {
+/// Every certificate in ca-cert-file and in the files of ca-cert-dir; an error when either
+/// is set but holds none.
+fn ca_certificates(src: &Sources) -> Result<Vec<X509>, String> {
     let mut certs = Vec::new();
     if let Some(data) = src.file("ca-cert-file") {
         let found = ossl::pem_certificates(data);
@@ -238,11 +293,16 @@ fn trust_store(src: &Sources) -> Result<Option<X509Store>, String> {
         }
         certs.extend(found);
     }
+    Ok(certs)
+}
+
+/// A store of the CA certificates, None when none are configured.
+fn trust_store(certs: &[X509]) -> Result<Option<X509Store>, String> {
     if certs.is_empty() {
         return Ok(None);
     }
     let store = X509Store::from_raw(unsafe { ffi::X509_STORE_new() }).ok_or("out of memory")?;
-    for cert in &certs {
+    for cert in certs {
         unsafe { ffi::X509_STORE_add_cert(store.as_ptr(), cert.as_ptr()) };
     }
     ossl::clear_error_queue();

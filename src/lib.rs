@@ -11,6 +11,8 @@ pub mod ffi;
 pub mod liveness;
 pub mod logging;
 pub mod pool;
+/// The OpenSSL declarations in here are not API: cbindgen leaves them out of the header.
+/// cbindgen:ignore
 mod ossl;
 mod socket_bio;
 pub mod writev;

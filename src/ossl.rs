@@ -29,6 +29,9 @@ extern "C" {
     pub(crate) fn SSL_SESSION_dup(s: *const ffi::SSL_SESSION) -> *mut ffi::SSL_SESSION;
     fn BIO_free(bio: *mut ffi::BIO) -> c_int;
     fn X509_STORE_up_ref(store: *mut ffi::X509_STORE) -> c_int;
+    fn ASN1_TIME_to_tm(s: *const ffi::ASN1_TIME, tm: *mut libc::tm) -> c_int;
+    fn OBJ_txt2nid(s: *const c_char) -> c_int;
+    fn X509_NAME_get_text_by_NID(name: *mut ffi::X509_NAME, nid: c_int, buf: *mut c_char, len: c_int) -> c_int;
     pub(crate) fn SSL_CTX_set_timeout(ctx: *mut ffi::SSL_CTX, t: c_long) -> c_long;
 }
 
@@ -272,4 +275,60 @@ pub fn certificate_pem(cert: &X509) -> Vec<u8> {
     }
     clear_error_queue();
     out
+}
+
+/// When a certificate expires, in seconds since the epoch.
+pub fn not_after(cert: &X509) -> Option<i64> {
+    let time = unsafe { ffi::X509_getm_notAfter(cert.as_ptr()) };
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if time.is_null() || unsafe { ASN1_TIME_to_tm(time, &mut tm) } != 1 {
+        clear_error_queue();
+        return None;
+    }
+    Some(unsafe { libc::timegm(&mut tm) })
+}
+
+/// A certificate's serial number in upper-case hex (as Valkey's INFO shows it).
+pub fn serial_hex(cert: &X509) -> Option<String> {
+    unsafe {
+        let bn = ffi::ASN1_INTEGER_to_BN(ffi::X509_get_serialNumber(cert.as_ptr()), std::ptr::null_mut());
+        if bn.is_null() {
+            clear_error_queue();
+            return None;
+        }
+        let hex = ffi::BN_bn2hex(bn);
+        ffi::BN_free(bn);
+        if hex.is_null() {
+            clear_error_queue();
+            return None;
+        }
+        let text = CStr::from_ptr(hex).to_string_lossy().into_owned();
+        ffi::OPENSSL_free(hex.cast());
+        Some(text)
+    }
+}
+
+/// The numeric id of a subject field name such as "CN" or "O"; None when OpenSSL knows no
+/// such name.
+pub fn field_nid(name: &str) -> Option<c_int> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let nid = unsafe { OBJ_txt2nid(name.as_ptr()) };
+    clear_error_queue();
+    (nid != ffi::NID_undef).then_some(nid)
+}
+
+/// The text of the first subject field `nid` of a certificate; None when it has none.
+pub fn subject_field(cert: &X509, nid: c_int) -> Option<Vec<u8>> {
+    unsafe {
+        let subject = ffi::X509_get_subject_name(cert.as_ptr());
+        let len = X509_NAME_get_text_by_NID(subject, nid, std::ptr::null_mut(), 0);
+        if subject.is_null() || len < 0 {
+            clear_error_queue();
+            return None;
+        }
+        let mut buf = vec![0u8; len as usize + 1];
+        let written = X509_NAME_get_text_by_NID(subject, nid, buf.as_mut_ptr().cast(), buf.len() as c_int);
+        buf.truncate(written.max(0) as usize);
+        Some(buf)
+    }
 }

@@ -253,12 +253,25 @@ pub unsafe extern "C" fn conn_tls_peer_cert_pem(c: *mut Connection, buf: *mut c_
         if buf.is_null() && len > 0 {
             return Err(Error::Invalid("peer_cert_pem: buf is NULL and len is not 0".into()));
         }
-        let pem = conn.peer_certificate_pem();
-        if len > pem.len() {
-            std::ptr::copy_nonoverlapping(pem.as_ptr().cast(), buf, pem.len());
-            *buf.add(pem.len()) = 0;
+        Ok(ffi::copy_out(&conn.peer_certificate_pem(), buf, len))
+    }))
+}
+
+/// Copies the text of subject field `name` ("CN", "O", "OU"... any short or long name
+/// OpenSSL knows) of the peer's certificate into `buf`, like conn_tls_peer_cert_pem:
+/// returns its length without the NUL (0 when the peer sent no certificate or the subject
+/// has no such field) and writes it, NUL-terminated, only when `len` is larger. For
+/// Valkey's tls-auth-clients-user (the CN names the user). Returns CONN_TLS_EINVAL for a
+/// NULL handle or name, an unknown field name, or a NULL `buf` with `len` > 0.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_peer_cert_field(c: *mut Connection, name: *const c_char, buf: *mut c_char, len: usize) -> ssize_t {
+    boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
+        if buf.is_null() && len > 0 {
+            return Err(Error::Invalid("peer_cert_field: buf is NULL and len is not 0".into()));
         }
-        Ok(pem.len())
+        let name = ffi::str_arg(name, "name").map_err(Error::Invalid)?.ok_or_else(|| Error::Invalid("peer_cert_field: name is NULL".into()))?;
+        let text = conn.peer_subject_field(name)?.unwrap_or_default();
+        Ok(ffi::copy_out(&text, buf, len))
     }))
 }
 

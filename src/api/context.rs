@@ -1,8 +1,18 @@
 use std::ffi::{c_char, c_int};
 
+use libc::ssize_t;
+
 use crate::config::Config;
-use crate::context::Context;
+use crate::context::{CertRole, Context};
 use crate::ffi::{self, boundary, CONN_TLS_EINVAL, CONN_TLS_ERR, CONN_TLS_OK};
+
+/// conn_tls_ctx_cert_info: the server's own certificate (cert-file).
+pub const CONN_TLS_CERT_SERVER: c_int = 0;
+/// conn_tls_ctx_cert_info: the certificate client connections present (client-cert-file,
+/// else cert-file).
+pub const CONN_TLS_CERT_CLIENT: c_int = 1;
+/// conn_tls_ctx_cert_info: the trusted CA certificates (ca-cert-file and ca-cert-dir).
+pub const CONN_TLS_CERT_CA: c_int = 2;
 
 /// Builds a context from `cfg`: reads every file the options name and checks them all.
 ///
@@ -87,4 +97,42 @@ pub unsafe extern "C" fn conn_tls_ctx_generation(ctx: *const Context) -> u64 {
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_ctx_free(ctx: *mut Context) {
     boundary!((), ffi::free_handle(ctx))
+}
+
+/// Facts about the certificates of the live generation, for INFO-style monitoring
+/// (Valkey's tls_*_cert_expire_time and tls_*_cert_serial): `which` is CONN_TLS_CERT_SERVER,
+/// CONN_TLS_CERT_CLIENT or CONN_TLS_CERT_CA.
+///
+/// On success writes `*count` (how many certificates; 0 when none is configured),
+/// `*not_after` (the earliest expiry among them, seconds since the epoch; 0 when none) and
+/// the serial number of the one expiring first, upper-case hex, into `serial` like
+/// snprintf; returns the serial's length without the NUL. Returns CONN_TLS_EINVAL (nothing
+/// written) for a NULL ctx, not_after or count, an unknown `which`, or a NULL `serial` with
+/// `serial_len` > 0. Threads: any; does not change the context.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_ctx_cert_info(
+    ctx: *const Context,
+    which: c_int,
+    not_after: *mut i64,
+    count: *mut usize,
+    serial: *mut std::ffi::c_char,
+    serial_len: usize,
+) -> ssize_t {
+    boundary!(CONN_TLS_EINVAL as ssize_t, {
+        let role = match which {
+            CONN_TLS_CERT_SERVER => CertRole::Server,
+            CONN_TLS_CERT_CLIENT => CertRole::Client,
+            CONN_TLS_CERT_CA => CertRole::Ca,
+            _ => return CONN_TLS_EINVAL as ssize_t,
+        };
+        let Some(ctx) = ffi::handle_ref(ctx) else { return CONN_TLS_EINVAL as ssize_t };
+        if not_after.is_null() || count.is_null() || (serial.is_null() && serial_len > 0) {
+            return CONN_TLS_EINVAL as ssize_t;
+        }
+        let generation = ctx.current();
+        let facts = generation.cert_facts(role);
+        *not_after = facts.not_after;
+        *count = facts.count;
+        ffi::copy_out(facts.serial.as_bytes(), serial, serial_len) as ssize_t
+    })
 }

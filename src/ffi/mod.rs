@@ -84,6 +84,19 @@ pub unsafe fn str_arg<'a>(s: *const c_char, what: &str) -> Result<Option<&'a str
     CStr::from_ptr(s).to_str().map(Some).map_err(|_| format!("{what} is not UTF-8"))
 }
 
+/// snprintf's contract for bytes the caller asked for: `data` and a NUL go to `buf` only
+/// when `len` is larger than `data`; the length of `data` is returned either way.
+///
+/// # Safety
+/// `buf` is NULL with `len` 0, or points to at least `len` writable bytes.
+pub unsafe fn copy_out(data: &[u8], buf: *mut c_char, len: usize) -> usize {
+    if len > data.len() {
+        std::ptr::copy_nonoverlapping(data.as_ptr().cast(), buf, data.len());
+        *buf.add(data.len()) = 0;
+    }
+    data.len()
+}
+
 /// Writes `msg` into the caller's `err`/`errlen` buffer, truncated and NUL-terminated.
 ///
 /// # Safety
