@@ -4,6 +4,7 @@
 #   make demo       the demo: a TLS server on conntls under load, with a short report
 #   make header     regenerate include/conntls.h (pinned cbindgen)
 #   make install    PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR= ; run `make` first
+SHELL := /bin/bash
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -23,11 +24,14 @@ build:
 	$(CARGO) build --release --workspace
 
 # The black-hole test needs root and network namespaces; elsewhere it is skipped, loudly.
+# The last line totals every test binary's results; the exit status is cargo's.
 test: build
 	@if scripts/can-netns.sh; then skip=""; else \
 	  echo "SKIPPED black_hole_detected_by_user_timeout_and_keepalive: cannot create network namespaces here (needs root and ip netns)"; \
 	  skip="--skip black_hole"; fi; \
-	$(CARGO) test --release --no-fail-fast -- $$skip
+	set -o pipefail; $(CARGO) test --release --no-fail-fast -- $$skip 2>&1 | tee target/test.log; status=$$?; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test.log; \
+	exit $$status
 
 demo: build
 	scripts/demo.sh
