@@ -144,10 +144,6 @@ impl Connection {
         self.ssl.as_ptr()
     }
 
-    pub(crate) fn io(&mut self) -> &mut SocketIo {
-        &mut self.io
-    }
-
     /// Fails at once when an earlier call found the connection dead.
     pub(crate) fn check_alive(&self) -> Result<(), Error> {
         match &self.dead {
@@ -205,7 +201,7 @@ impl Connection {
         Failure::Error(self.die(msg))
     }
 
-    fn classify_call(&mut self, ret: c_int, during: &str) -> Error {
+    pub(crate) fn classify_call(&mut self, ret: c_int, during: &str) -> Error {
         match self.classify(ret) {
             Failure::Error(e) => e,
             Failure::Closed => self.die(format!("peer closed the connection during {during}")),

@@ -141,7 +141,7 @@ pub struct CertFacts {
 }
 
 impl CertFacts {
-    fn of(certs: &[&X509]) -> CertFacts {
+    fn of(certs: &[X509]) -> CertFacts {
         let mut facts = CertFacts { count: certs.len(), ..CertFacts::default() };
         for cert in certs {
             if let Some(t) = ossl::not_after(cert) {
@@ -248,20 +248,20 @@ fn build(src: &Sources, trust: &Trust, number: u64) -> Result<Generation, String
     let o = &src.options;
     let cas = ca_certificates(src)?;
     let store = trust_store(&cas)?;
-    let server = match (o.get("cert-file"), o.get("key-file")) {
-        (Some(_), Some(_)) => Some(build_server(src, trust, store.as_ref())?),
-        (None, None) => None,
+    let (server, server_leaf) = match (o.get("cert-file"), o.get("key-file")) {
+        (Some(_), Some(_)) => {
+            let (ctx, leaf) = build_server(src, trust, store.as_ref())?;
+            (Some(ctx), Some(leaf))
+        }
+        (None, None) => (None, None),
         (Some(_), None) => return Err("cert-file is set but key-file is not".into()),
         (None, Some(_)) => return Err("key-file is set but cert-file is not".into()),
     };
-    let client = build_client(src, store.as_ref())?;
-    let leaf = |option: &str| ossl::pem_certificates(src.file(option).unwrap_or_default()).into_iter().next();
-    let server_leaf = server.as_ref().and_then(|_| leaf("cert-file"));
-    let client_leaf = if o.get("client-cert-file").is_some() { leaf("client-cert-file") } else { leaf("cert-file") };
+    let (client, client_leaf) = build_client(src, store.as_ref())?;
     let cert_facts = [
-        CertFacts::of(&server_leaf.iter().collect::<Vec<_>>()),
-        CertFacts::of(&client_leaf.iter().collect::<Vec<_>>()),
-        CertFacts::of(&cas.iter().collect::<Vec<_>>()),
+        CertFacts::of(server_leaf.as_slice()),
+        CertFacts::of(client_leaf.as_slice()),
+        CertFacts::of(&cas),
     ];
     Ok(Generation {
         number,
@@ -353,11 +353,11 @@ fn new_ctx(method: *const ffi::SSL_METHOD, o: &Options) -> Result<SslCtx, String
     Ok(ctx)
 }
 
-/// Loads a certificate chain and its key into `ctx`.
-fn load_identity(ctx: &SslCtx, src: &Sources, cert_opt: &str, key_opt: &str, pass_opt: &str) -> Result<(), String> {
+/// Loads a certificate chain and its key into `ctx`; returns the leaf certificate.
+fn load_identity(ctx: &SslCtx, src: &Sources, cert_opt: &str, key_opt: &str, pass_opt: &str) -> Result<X509, String> {
     let (cert_path, key_path) = (src.path(cert_opt), src.path(key_opt));
-    let certs = ossl::pem_certificates(src.file(cert_opt).unwrap_or_default());
-    let Some((leaf, chain)) = certs.split_first() else {
+    let mut certs = ossl::pem_certificates(src.file(cert_opt).unwrap_or_default()).into_iter();
+    let Some(leaf) = certs.next() else {
         return Err(format!("{cert_opt} '{cert_path}': not PEM (no certificate in it)"));
     };
     let key = match ossl::pem_private_key(src.file(key_opt).unwrap_or_default(), src.options.get(pass_opt)) {
@@ -372,7 +372,7 @@ fn load_identity(ctx: &SslCtx, src: &Sources, cert_opt: &str, key_opt: &str, pas
         if ffi::SSL_CTX_use_certificate(p, leaf.as_ptr()) != 1 {
             return Err(ossl::with_queue(format!("{cert_opt} '{cert_path}': certificate rejected")));
         }
-        for cert in chain {
+        for cert in certs {
             if ossl::ctx_ctrl(ctx, ossl::SSL_CTRL_CHAIN_CERT, 1, cert.as_ptr().cast()) != 1 {
                 return Err(ossl::with_queue(format!("{cert_opt} '{cert_path}': chain certificate rejected")));
             }
@@ -383,7 +383,7 @@ fn load_identity(ctx: &SslCtx, src: &Sources, cert_opt: &str, key_opt: &str, pas
             )));
         }
     }
-    Ok(())
+    Ok(leaf)
 }
 
 /// The system's trusted CAs, read once per process: parsing the system bundle takes about
@@ -406,10 +406,11 @@ fn use_store(ctx: &SslCtx, store: &X509Store) {
     unsafe { ffi::SSL_CTX_set_cert_store(ctx.as_ptr(), store.share_raw()) };
 }
 
-fn build_server(src: &Sources, trust: &Trust, store: Option<&X509Store>) -> Result<SslCtx, String> {
+/// The server SSL_CTX and its certificate.
+fn build_server(src: &Sources, trust: &Trust, store: Option<&X509Store>) -> Result<(SslCtx, X509), String> {
     let o = &src.options;
     let ctx = new_ctx(unsafe { ffi::TLS_server_method() }, o)?;
-    load_identity(&ctx, src, "cert-file", "key-file", "key-file-pass")?;
+    let leaf = load_identity(&ctx, src, "cert-file", "key-file", "key-file-pass")?;
     let p = ctx.as_ptr();
     let verify = match o.auth_clients() {
         AuthClients::No => ffi::SSL_VERIFY_NONE,
@@ -454,7 +455,7 @@ fn build_server(src: &Sources, trust: &Trust, store: Option<&X509Store>) -> Resu
         }
     }
     ossl::clear_error_queue();
-    Ok(ctx)
+    Ok((ctx, leaf))
 }
 
 fn disable_resumption(ctx: &SslCtx) {
@@ -465,18 +466,19 @@ fn disable_resumption(ctx: &SslCtx) {
     }
 }
 
-fn build_client(src: &Sources, store: Option<&X509Store>) -> Result<SslCtx, String> {
+/// The client SSL_CTX and the certificate it presents, if any.
+fn build_client(src: &Sources, store: Option<&X509Store>) -> Result<(SslCtx, Option<X509>), String> {
     let o = &src.options;
     let ctx = new_ctx(unsafe { ffi::TLS_client_method() }, o)?;
     // Outgoing connections present client-cert-file when given, else the server's own
     // certificate, as Valkey does for replication and the cluster bus.
-    match (o.get("client-cert-file"), o.get("client-key-file"), o.get("cert-file"), o.get("key-file")) {
-        (Some(_), Some(_), _, _) => load_identity(&ctx, src, "client-cert-file", "client-key-file", "client-key-file-pass")?,
+    let leaf = match (o.get("client-cert-file"), o.get("client-key-file"), o.get("cert-file"), o.get("key-file")) {
+        (Some(_), Some(_), _, _) => Some(load_identity(&ctx, src, "client-cert-file", "client-key-file", "client-key-file-pass")?),
         (Some(_), None, _, _) => return Err("client-cert-file is set but client-key-file is not".into()),
         (None, Some(_), _, _) => return Err("client-key-file is set but client-cert-file is not".into()),
-        (None, None, Some(_), Some(_)) => load_identity(&ctx, src, "cert-file", "key-file", "key-file-pass")?,
-        _ => {}
-    }
+        (None, None, Some(_), Some(_)) => Some(load_identity(&ctx, src, "cert-file", "key-file", "key-file-pass")?),
+        _ => None,
+    };
     let p = ctx.as_ptr();
     // No CA configured: trust what the system trusts.
     use_store(&ctx, match store {
@@ -493,7 +495,7 @@ fn build_client(src: &Sources, store: Option<&X509Store>) -> Result<SslCtx, Stri
         }
     }
     ossl::clear_error_queue();
-    Ok(ctx)
+    Ok((ctx, leaf))
 }
 
 /// What a client connection tells the new-session callback: where to keep its sessions.

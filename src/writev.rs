@@ -123,10 +123,9 @@ impl Connection {
         if r > 0 && r as usize == data.len() {
             return Ok(());
         }
-        if let Some(errno) = self.io().error() {
-            ossl::clear_error_queue();
-            return Err(self.die(crate::liveness::describe_socket_error(errno)));
+        match self.classify_call(r, "a write") {
+            fatal @ Error::Fatal(_) => Err(fatal),
+            _ => Err(self.die(format!("SSL_write of {} bytes asked for a retry, which the socket BIO never causes", data.len()))),
         }
-        Err(self.die(ossl::with_queue(format!("SSL_write of {} bytes failed (returned {r})", data.len()))))
     }
 }
