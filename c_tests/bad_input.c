@@ -105,6 +105,16 @@ static void context_errors(void) {
                                     "auth-clients", "optional", NULL};
     expect_ctx_error(no_ca_optional, "optional", "CA");
 
+    /* Certificates outside their validity period are refused up front. */
+    const char *expired[] = {"cert-file", cert("expired.crt"), "key-file", cert("server.key"), "auth-clients", "no", NULL};
+    expect_ctx_error(expired, "expired.crt", "not valid now (expired)");
+    const char *notyet[] = {"cert-file", cert("notyet.crt"), "key-file", cert("server.key"), "auth-clients", "no", NULL};
+    expect_ctx_error(notyet, "notyet.crt", "not valid now (not valid yet)");
+    const char *expired_client[] = {"client-cert-file", cert("expired.crt"), "client-key-file", cert("server.key"), NULL};
+    expect_ctx_error(expired_client, "client-cert-file", "not valid now");
+    const char *expired_ca[] = {"ca-cert-file", cert("expired.crt"), NULL};
+    expect_ctx_error(expired_ca, "ca-cert-file", "a CA certificate is not valid now");
+
     const char *half[] = {"cert-file", cert("server.crt"), "auth-clients", "no", NULL};
     expect_ctx_error(half, "key-file", NULL);
 

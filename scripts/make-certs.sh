@@ -10,6 +10,7 @@
 #   wrong-host.{crt,key}    signed by ca but for wrong.example only
 #   server-enc.key          server.key encrypted with the passphrase "s3cret"
 #   dh.pem                  2048-bit DH parameters (ffdhe2048)
+#   expired.crt, notyet.crt server.key's certificate, valid only in 2020 / only from 2099
 set -euo pipefail
 dir=${1:-certs}
 mkdir -p "$dir"
@@ -41,4 +42,27 @@ sign other other-ca "$local_names"
 sign wrong-host ca "DNS:wrong.example"
 openssl pkey -in server.key -aes256 -passout pass:s3cret -out server-enc.key
 openssl genpkey -genparam -algorithm DH -pkeyopt dh_param:ffdhe2048 -out dh.pem 2>/dev/null
+
+# Certificates outside their validity period: `openssl ca` takes explicit dates.
+mkdir -p ca-db && : > ca-db/index.txt && echo 1000 > ca-db/serial
+cat > ca-db/ca.cnf <<CNF
+[ca]
+default_ca = test_ca
+[test_ca]
+database = ca-db/index.txt
+serial = ca-db/serial
+new_certs_dir = ca-db
+default_md = sha256
+policy = any
+unique_subject = no
+[any]
+commonName = supplied
+CNF
+openssl req -new -key server.key -subj "/CN=dated" -out dated.csr 2>/dev/null
+for dates in "expired 20200101000000Z 20200102000000Z" "notyet 20990101000000Z 20990102000000Z"; do
+  set -- $dates
+  openssl ca -batch -config ca-db/ca.cnf -cert ca.crt -keyfile ca.key -in dated.csr -out "$1.crt" \
+    -startdate "$2" -enddate "$3" -notext 2>/dev/null
+done
+rm -rf ca-db dated.csr
 rm -f ./*.srl

@@ -276,20 +276,18 @@ fn build(src: &Sources, trust: &Trust, number: u64) -> Result<Generation, String
 }
 
 /// Every certificate in ca-cert-file and in the files of ca-cert-dir; an error when either
-/// is set but holds none.
+/// is set but holds none, or holds one outside its validity period (it would fail every
+/// chain: better said now than per handshake).
 fn ca_certificates(src: &Sources) -> Result<Vec<X509>, String> {
     let mut certs = Vec::new();
-    if let Some(data) = src.file("ca-cert-file") {
-        let found = ossl::pem_certificates(data);
+    for option in ["ca-cert-file", "ca-cert-dir"] {
+        let Some(files) = src.files.get(option) else { continue };
+        let found: Vec<X509> = files.iter().flat_map(|(_, data)| ossl::pem_certificates(data)).collect();
         if found.is_empty() {
-            return Err(format!("ca-cert-file '{}': not PEM (no certificate in it)", src.path("ca-cert-file")));
+            return Err(format!("{option} '{}': not PEM (no certificate in it)", src.path(option)));
         }
-        certs.extend(found);
-    }
-    if let Some(files) = src.files.get("ca-cert-dir") {
-        let found: Vec<_> = files.iter().flat_map(|(_, data)| ossl::pem_certificates(data)).collect();
-        if found.is_empty() {
-            return Err(format!("ca-cert-dir '{}': no PEM certificate in it", src.path("ca-cert-dir")));
+        if let Some(why) = found.iter().find_map(ossl::not_valid_now) {
+            return Err(format!("{option} '{}': a CA certificate is not valid now ({why})", src.path(option)));
         }
         certs.extend(found);
     }
@@ -360,6 +358,9 @@ fn load_identity(ctx: &SslCtx, src: &Sources, cert_opt: &str, key_opt: &str, pas
     let Some(leaf) = certs.next() else {
         return Err(format!("{cert_opt} '{cert_path}': not PEM (no certificate in it)"));
     };
+    if let Some(why) = ossl::not_valid_now(&leaf) {
+        return Err(format!("{cert_opt} '{cert_path}': certificate is not valid now ({why})"));
+    }
     let key = match ossl::pem_private_key(src.file(key_opt).unwrap_or_default(), src.options.get(pass_opt)) {
         Ok(key) => key,
         Err(KeyError::Passphrase) => {

@@ -29,6 +29,7 @@ extern "C" {
     pub(crate) fn SSL_SESSION_dup(s: *const ffi::SSL_SESSION) -> *mut ffi::SSL_SESSION;
     fn BIO_free(bio: *mut ffi::BIO) -> c_int;
     fn X509_STORE_up_ref(store: *mut ffi::X509_STORE) -> c_int;
+    fn X509_cmp_current_time(t: *const ffi::ASN1_TIME) -> c_int;
     fn ASN1_TIME_to_tm(s: *const ffi::ASN1_TIME, tm: *mut libc::tm) -> c_int;
     fn OBJ_txt2nid(s: *const c_char) -> c_int;
     fn X509_NAME_get_text_by_NID(name: *mut ffi::X509_NAME, nid: c_int, buf: *mut c_char, len: c_int) -> c_int;
@@ -331,4 +332,20 @@ pub fn subject_field(cert: &X509, nid: c_int) -> Option<Vec<u8>> {
         buf.truncate(written.max(0) as usize);
         Some(buf)
     }
+}
+
+/// Why a certificate is not valid at this moment; None when it is.
+pub fn not_valid_now(cert: &X509) -> Option<&'static str> {
+    let (before, after) = unsafe { (ffi::X509_getm_notBefore(cert.as_ptr()), ffi::X509_getm_notAfter(cert.as_ptr())) };
+    let result = if before.is_null() || after.is_null() {
+        Some("it has no validity period")
+    } else if unsafe { X509_cmp_current_time(before) } > 0 {
+        Some("not valid yet")
+    } else if unsafe { X509_cmp_current_time(after) } < 0 {
+        Some("expired")
+    } else {
+        None
+    };
+    clear_error_queue();
+    result
 }

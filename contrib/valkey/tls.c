@@ -1,0 +1,853 @@
+/*
+ * Valkey's TLS connection type on conntls.
+ *
+ * Targets upstream Valkey `unstable` as carried by the hanzoai/kv tree at 894a84ac0
+ * (src/connection.h with 33 ConnectionType slots). Compiles in place of src/tls.c with
+ * BUILD_TLS=yes; link with `pkg-config --cflags --libs conntls`. See README.md beside it.
+ *
+ * The event-loop logic stays here; every OpenSSL call is inside libconntls:
+ * - writes go through conn_tls_writev: no last_failed_write_data_len, no stack buffer;
+ * - IO-thread accepts step conn_tls_handshake and only set flags for the main thread;
+ * - CONFIG SET tls-* and tls-auto-reload-interval use conn_tls_ctx_reload(_if_changed),
+ *   so connections keep their generation and sessions survive rotations.
+ */
+
+#define KVMODULE_CORE_MODULE /* A module that's part of the server core, uses server.h too. */
+
+#include "server.h"
+#include "connhelpers.h"
+#include "adlist.h"
+#include "io_threads.h"
+#include "bio.h"
+
+#if defined(USE_OPENSSL) &&                    \
+    ((USE_OPENSSL == 1 /* BUILD_YES */) ||     \
+     ((USE_OPENSSL == 2 /* BUILD_MODULE */) && \
+      (defined(BUILD_TLS_MODULE) && BUILD_TLS_MODULE == 2)))
+
+#include <conntls.h>
+#include <stdatomic.h>
+
+/* sentinel.c drives hiredis with these raw OpenSSL contexts. conntls keeps its contexts
+ * to itself, so they stay NULL and Sentinel's TLS links report an error. */
+struct ssl_ctx_st *kv_tls_ctx = NULL;
+struct ssl_ctx_st *kv_tls_client_ctx = NULL;
+
+/* One conntls context per client-authentication mode, made when first needed: the
+ * configured tls-auth-clients for client connections, "yes" for the cluster bus. All are
+ * built from the same options and reloaded together. */
+static conn_tls_ctx *contexts[3]; /* indexed by TLS_CLIENT_AUTH_NO / _YES / _OPTIONAL */
+static pthread_mutex_t contexts_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t info_generation; /* generation the INFO cert fields were read from */
+
+static list *pending_list = NULL;
+
+#define TLS_CONN_FLAG_READ_WANT_WRITE (1 << 0)
+#define TLS_CONN_FLAG_WRITE_WANT_READ (1 << 1)
+#define TLS_CONN_FLAG_POSTPONE_UPDATE_STATE (1 << 3)
+#define TLS_CONN_FLAG_HAS_PENDING (1 << 4)
+#define TLS_CONN_FLAG_ACCEPT_ERROR (1 << 5)
+#define TLS_CONN_FLAG_ACCEPT_SUCCESS (1 << 6)
+
+typedef struct tls_connection {
+    connection c;
+    int flags;
+    conn_tls *tls; /* made once the fd exists: on accept, or when the TCP connect is done */
+    char *tls_error;
+    listNode *pending_list_node;
+} tls_connection;
+
+static ConnectionType CT_TLS;
+
+static void onLog(void *ud, int level, const char *msg) {
+    UNUSED(ud);
+    serverLog(level <= 3 ? LL_WARNING : level <= 6 ? LL_VERBOSE : LL_DEBUG, "%s", msg);
+}
+
+/* ---- configuration ---- */
+
+static const char *authName(int mode) {
+    return mode == TLS_CLIENT_AUTH_NO ? "no" : mode == TLS_CLIENT_AUTH_OPTIONAL ? "optional" : "yes";
+}
+
+/* The conntls options for Valkey's tls-* settings and an auth mode; NULL (logged) when one
+ * is refused. Option names map one to one: tls-X is X. */
+static conn_tls_config *configFor(serverTLSContextConfig *c, int auth) {
+    char number[3][32], err[256];
+    snprintf(number[0], sizeof number[0], "%d", c->session_cache_size);
+    snprintf(number[1], sizeof number[1], "%d", c->session_cache_timeout);
+    const char *options[][2] = {
+        {"cert-file", c->cert_file},
+        {"key-file", c->key_file},
+        {"key-file-pass", c->key_file_pass},
+        {"client-cert-file", c->client_cert_file},
+        {"client-key-file", c->client_key_file},
+        {"client-key-file-pass", c->client_key_file_pass},
+        {"dh-params-file", c->dh_params_file},
+        {"ca-cert-file", c->ca_cert_file},
+        {"ca-cert-dir", c->ca_cert_dir},
+        {"protocols", c->protocols},
+        {"ciphers", c->ciphers},
+        {"ciphersuites", c->ciphersuites},
+        {"prefer-server-ciphers", c->prefer_server_ciphers ? "yes" : "no"},
+        {"session-caching", c->session_caching ? "yes" : "no"},
+        {"session-cache-size", number[0]},
+        {"session-cache-timeout", number[1]},
+        {"auth-clients", authName(auth)},
+    };
+    conn_tls_config *cfg = conn_tls_config_new();
+    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+        if (conn_tls_config_set(cfg, options[i][0], options[i][1] ? options[i][1] : "", err, sizeof err) != CONN_TLS_OK) {
+            serverLog(LL_WARNING, "TLS: tls-%s: %s", options[i][0], err);
+            conn_tls_config_free(cfg);
+            return NULL;
+        }
+    }
+    return cfg;
+}
+
+/* Builds (or, with reload, swaps in) the context for `auth`. */
+static int buildContext(serverTLSContextConfig *c, int auth, int reload, int only_if_changed) {
+    conn_tls_config *cfg = configFor(c, auth);
+    if (!cfg) return C_ERR;
+    char err[512];
+    int ok;
+    if (reload && contexts[auth]) {
+        int r = only_if_changed ? conn_tls_ctx_reload_if_changed(contexts[auth], cfg, err, sizeof err)
+                                : conn_tls_ctx_reload(contexts[auth], cfg, err, sizeof err);
+        ok = r >= 0;
+        if (r == 0) serverLog(LL_DEBUG, "TLS reload skipped: materials unchanged");
+    } else {
+        conn_tls_ctx *ctx = conn_tls_ctx_new(cfg, err, sizeof err);
+        ok = ctx != NULL;
+        if (ok) contexts[auth] = ctx;
+    }
+    conn_tls_config_free(cfg);
+    if (!ok) {
+        /* Valkey's words for certificates outside their validity period; conntls's
+         * messages start with the option they are about. */
+        if (strstr(err, "not valid now")) {
+            if (!strncmp(err, "cert-file", 9)) serverLog(LL_WARNING, "Server TLS certificate is invalid. Aborting TLS configuration.");
+            if (!strncmp(err, "client-cert-file", 16)) serverLog(LL_WARNING, "Client TLS certificate is invalid. Aborting TLS configuration.");
+            if (!strncmp(err, "ca-cert-", 8)) serverLog(LL_WARNING, "One or more loaded CA certificates are invalid. Aborting TLS configuration.");
+        }
+        serverLog(LL_WARNING, "Failed to configure TLS: %s", err);
+    }
+    return ok ? C_OK : C_ERR;
+}
+
+/* The context for an auth mode, made on first use from the current settings once TLS is
+ * configured at all (CONFIG SET tls-auth-clients changes the mode at any time). */
+static conn_tls_ctx *contextFor(int auth) {
+    if (auth < 0 || auth > 2) auth = TLS_CLIENT_AUTH_YES;
+    pthread_mutex_lock(&contexts_lock);
+    if (!contexts[auth] && (contexts[0] || contexts[1] || contexts[2])) buildContext(&server.tls_ctx_config, auth, 0, 0);
+    conn_tls_ctx *ctx = contexts[auth];
+    pthread_mutex_unlock(&contexts_lock);
+    return ctx;
+}
+
+/* ---- certificate facts for INFO ---- */
+
+static void tlsClearCertInfo(long long *expiry, sds *serial);
+static void tlsClearAllCertInfo(void);
+
+static void storeCertInfo(conn_tls_ctx *ctx, int which, long long *expiry, sds *serial) {
+    int64_t not_after = 0;
+    size_t count = 0;
+    char hex[128];
+    tlsClearCertInfo(expiry, serial);
+    if (!ctx || conn_tls_ctx_cert_info(ctx, which, &not_after, &count, hex, sizeof hex) < 0 || count == 0) return;
+    *expiry = not_after;
+    *serial = sdsnew(hex);
+}
+
+static void tlsRefreshAllCertInfo(void) {
+    conn_tls_ctx *ctx = contexts[server.tls_auth_clients];
+    if (server.tls_port || server.tls_replication || server.tls_cluster)
+        storeCertInfo(ctx, CONN_TLS_CERT_SERVER, &server.tls_server_cert_expire_time, &server.tls_server_cert_serial);
+    else
+        tlsClearCertInfo(&server.tls_server_cert_expire_time, &server.tls_server_cert_serial);
+    /* Valkey reports a client certificate only when tls-client-cert-file names one. */
+    storeCertInfo(server.tls_ctx_config.client_cert_file ? ctx : NULL, CONN_TLS_CERT_CLIENT,
+                  &server.tls_client_cert_expire_time, &server.tls_client_cert_serial);
+    storeCertInfo(ctx, CONN_TLS_CERT_CA, &server.tls_ca_cert_expire_time, &server.tls_ca_cert_serial);
+    info_generation = ctx ? conn_tls_ctx_generation(ctx) : 0;
+}
+
+void tlsResetCertInfo(void) {
+    if (server.tls_port || server.tls_replication || server.tls_cluster) {
+        tlsRefreshAllCertInfo();
+        return;
+    }
+    tlsClearAllCertInfo();
+}
+
+/* ---- configure and reload ---- */
+
+static _Atomic long long lastTlsConfigureTime = 0;
+
+static int tlsConfigureAll(serverTLSContextConfig *c, int reconfigure, int only_if_changed) {
+    if (!c->cert_file) {
+        serverLog(LL_WARNING, "No tls-cert-file configured!");
+        return C_ERR;
+    }
+    if (!c->key_file) {
+        serverLog(LL_WARNING, "No tls-key-file configured!");
+        return C_ERR;
+    }
+    if ((server.tls_auth_clients != TLS_CLIENT_AUTH_NO || server.tls_cluster || server.tls_replication) &&
+        !c->ca_cert_file && !c->ca_cert_dir) {
+        serverLog(LL_WARNING, "Either tls-ca-cert-file or tls-ca-cert-dir must be specified when tls-cluster, "
+                              "tls-replication or tls-auth-clients are enabled!");
+        return C_ERR;
+    }
+    pthread_mutex_lock(&contexts_lock);
+    int result = buildContext(c, server.tls_auth_clients, reconfigure, only_if_changed);
+    for (int auth = 0; auth < 3 && result == C_OK; auth++)
+        if (auth != server.tls_auth_clients && contexts[auth]) result = buildContext(c, auth, 1, only_if_changed);
+    pthread_mutex_unlock(&contexts_lock);
+    atomic_store_explicit(&lastTlsConfigureTime, server.ustime, memory_order_relaxed);
+    return result;
+}
+
+/* Startup and CONFIG SET tls-*: synchronous; a failure changes nothing. */
+static int tlsConfigureSync(void *priv, int reconfigure) {
+    if (!reconfigure && contexts[server.tls_auth_clients]) return C_OK;
+    int result = tlsConfigureAll(priv, reconfigure, 0);
+    if (result == C_OK) tlsRefreshAllCertInfo();
+    return result;
+}
+
+/* tls-auto-reload-interval, on the bio thread: conntls builds and swaps the new
+ * generation safely from any thread, and only when a file or option changed. */
+void tlsConfigureAsync(void) {
+    tlsConfigureAll(&server.tls_ctx_config, 1, 1);
+}
+
+/* Main thread, after the bio job: the new generation is already live; the INFO fields
+ * follow it. */
+void tlsApplyPendingReload(void) {
+    conn_tls_ctx *ctx = contexts[server.tls_auth_clients];
+    if (!ctx || conn_tls_ctx_generation(ctx) == info_generation) return;
+    tlsRefreshAllCertInfo();
+    serverLog(LL_NOTICE, "TLS materials reloaded successfully");
+}
+
+void tlsReconfigureIfNeeded(void) {
+    long long last = atomic_load_explicit(&lastTlsConfigureTime, memory_order_relaxed);
+    long long age_s = (server.ustime - last) / 1000000;
+    if (server.tls_ctx_config.auto_reload_interval == 0 || age_s < server.tls_ctx_config.auto_reload_interval) return;
+    bioCreateTlsReloadJob();
+}
+
+static void tlsInit(void) {
+    conn_tls_set_log(onLog, NULL);
+    pending_list = listCreate();
+}
+
+static void tlsCleanup(void) {
+    for (int i = 0; i < 3; i++) {
+        conn_tls_ctx_free(contexts[i]);
+        contexts[i] = NULL;
+    }
+    tlsClearAllCertInfo();
+}
+
+/* ---- connections ---- */
+
+static void updateTLSError(tls_connection *conn, const char *msg) {
+    conn->c.last_errno = 0;
+    if (conn->tls_error) zfree(conn->tls_error);
+    conn->tls_error = zstrdup(msg && *msg ? msg : "TLS error");
+}
+
+static connection *createTLSConnection(void) {
+    tls_connection *conn = zcalloc(sizeof(tls_connection));
+    conn->c.type = &CT_TLS;
+    conn->c.fd = -1;
+    conn->c.iovcnt = IOV_MAX;
+    return (connection *)conn;
+}
+
+static connection *connCreateTLS(void) {
+    return createTLSConnection();
+}
+
+/* An accepted fd; priv points to the client-authentication mode of its listener. */
+static connection *connCreateAcceptedTLS(int fd, void *priv) {
+    tls_connection *conn = (tls_connection *)createTLSConnection();
+    conn->c.fd = fd;
+    conn_tls_ctx *ctx = contextFor(*(int *)priv);
+    conn->tls = ctx ? conn_tls_new_server(ctx, fd) : NULL;
+    if (!conn->tls) {
+        updateTLSError(conn, "TLS is not configured");
+        conn->c.state = CONN_STATE_ERROR;
+        return (connection *)conn;
+    }
+    conn->c.state = CONN_STATE_ACCEPTING;
+    return (connection *)conn;
+}
+
+static void tlsEventHandler(struct aeEventLoop *el, int fd, void *clientData, int mask);
+static void updateSSLEvent(tls_connection *conn);
+static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handler);
+
+/* Records what a conn_tls status asks for. Returns 0 for "call again later" (the WANT
+ * flags say on which event), nonzero for an error. */
+static int handleStatus(tls_connection *conn, ssize_t status) {
+    conn->flags &= ~(TLS_CONN_FLAG_WRITE_WANT_READ | TLS_CONN_FLAG_READ_WANT_WRITE);
+    if (status == CONN_TLS_WANT_WRITE) {
+        conn->flags |= TLS_CONN_FLAG_READ_WANT_WRITE;
+        return 0;
+    }
+    if (status == CONN_TLS_WANT_READ) {
+        conn->flags |= TLS_CONN_FLAG_WRITE_WANT_READ;
+        return 0;
+    }
+    updateTLSError(conn, conn_tls_last_error(conn->tls));
+    return 1;
+}
+
+/* After a read or write: the count, 0 when the peer closed (reads), or -1 with errno
+ * EAGAIN (try again) or the connection in the error state. */
+static int afterIO(tls_connection *conn, ssize_t ret, int is_read, int update_event) {
+    if (ret > 0 || (ret == 0 && !is_read)) return (int)ret;
+    if (ret == 0) {
+        conn->c.state = CONN_STATE_CLOSED;
+        return 0;
+    }
+    if (!handleStatus(conn, ret)) {
+        if (update_event) updateSSLEvent(conn);
+        errno = EAGAIN;
+        return -1;
+    }
+    conn->c.state = CONN_STATE_ERROR;
+    return -1;
+}
+
+/* Watches the fd for what the connection still wants after a WANT status. */
+static void registerSSLEvent(tls_connection *conn) {
+    int mask = aeGetFileEvents(server.el, conn->c.fd);
+    if (conn->flags & TLS_CONN_FLAG_WRITE_WANT_READ) {
+        if (mask & AE_WRITABLE) aeDeleteFileEvent(server.el, conn->c.fd, AE_WRITABLE);
+        if (!(mask & AE_READABLE)) aeCreateFileEvent(server.el, conn->c.fd, AE_READABLE, tlsEventHandler, conn);
+    } else if (conn->flags & TLS_CONN_FLAG_READ_WANT_WRITE) {
+        if (mask & AE_READABLE) aeDeleteFileEvent(server.el, conn->c.fd, AE_READABLE);
+        if (!(mask & AE_WRITABLE)) aeCreateFileEvent(server.el, conn->c.fd, AE_WRITABLE, tlsEventHandler, conn);
+    }
+}
+
+static void postPoneUpdateSSLState(connection *conn_, int postpone) {
+    tls_connection *conn = (tls_connection *)conn_;
+    if (postpone)
+        conn->flags |= TLS_CONN_FLAG_POSTPONE_UPDATE_STATE;
+    else
+        conn->flags &= ~TLS_CONN_FLAG_POSTPONE_UPDATE_STATE;
+}
+
+/* Decrypted bytes that no fd event will announce go on the pending list. */
+static void updatePendingData(tls_connection *conn) {
+    if (conn->flags & TLS_CONN_FLAG_POSTPONE_UPDATE_STATE) return;
+    if (conn->flags & TLS_CONN_FLAG_HAS_PENDING) {
+        if (!conn->pending_list_node) {
+            listAddNodeTail(pending_list, conn);
+            conn->pending_list_node = listLast(pending_list);
+        }
+    } else if (conn->pending_list_node) {
+        listDelNode(pending_list, conn->pending_list_node);
+        conn->pending_list_node = NULL;
+    }
+}
+
+static void updatePendingFlag(tls_connection *conn) {
+    if (conn_tls_pending_read(conn->tls) > 0)
+        conn->flags |= TLS_CONN_FLAG_HAS_PENDING;
+    else
+        conn->flags &= ~TLS_CONN_FLAG_HAS_PENDING;
+}
+
+/* Read and write interest from the handlers, the WANT flags, and committed bytes that
+ * conntls has not put on the socket yet (those need the writable event even when the
+ * server has no write handler any more). */
+static void updateSSLEvent(tls_connection *conn) {
+    if (conn->flags & TLS_CONN_FLAG_POSTPONE_UPDATE_STATE) return;
+    int mask = aeGetFileEvents(server.el, conn->c.fd);
+    int need_read = conn->c.read_handler || (conn->flags & TLS_CONN_FLAG_WRITE_WANT_READ);
+    int need_write = conn->c.write_handler || (conn->flags & TLS_CONN_FLAG_READ_WANT_WRITE) ||
+                     (conn->tls && conn_tls_pending_write(conn->tls) > 0);
+    if (need_read && !(mask & AE_READABLE)) aeCreateFileEvent(server.el, conn->c.fd, AE_READABLE, tlsEventHandler, conn);
+    if (!need_read && (mask & AE_READABLE)) aeDeleteFileEvent(server.el, conn->c.fd, AE_READABLE);
+    if (need_write && !(mask & AE_WRITABLE)) aeCreateFileEvent(server.el, conn->c.fd, AE_WRITABLE, tlsEventHandler, conn);
+    if (!need_write && (mask & AE_WRITABLE)) aeDeleteFileEvent(server.el, conn->c.fd, AE_WRITABLE);
+}
+
+/* Main thread: act on a handshake step's result (which may have run on an IO thread). */
+static int TLSHandleAcceptResult(tls_connection *conn, int call_handler_on_error) {
+    serverAssert(conn->c.state == CONN_STATE_ACCEPTING);
+    if (conn->flags & TLS_CONN_FLAG_ACCEPT_SUCCESS) {
+        conn->c.state = CONN_STATE_CONNECTED;
+    } else if (conn->flags & TLS_CONN_FLAG_ACCEPT_ERROR) {
+        conn->c.state = CONN_STATE_ERROR;
+        if (!call_handler_on_error) return C_ERR;
+    } else {
+        registerSSLEvent(conn);
+        return C_OK;
+    }
+    if (!callHandler((connection *)conn, conn->c.conn_handler)) return C_ERR;
+    conn->c.conn_handler = NULL;
+    return C_OK;
+}
+
+static void updateSSLState(connection *conn_) {
+    tls_connection *conn = (tls_connection *)conn_;
+    if (conn->c.state == CONN_STATE_ACCEPTING) {
+        if (TLSHandleAcceptResult(conn, 1) == C_ERR || conn->c.state != CONN_STATE_CONNECTED) return;
+    }
+    updateSSLEvent(conn);
+    updatePendingData(conn);
+}
+
+/* One handshake step; safe on an IO thread: it only sets this connection's flags. */
+static void TLSAccept(tls_connection *conn) {
+    int r = conn_tls_handshake(conn->tls);
+    if (r == CONN_TLS_OK)
+        conn->flags |= TLS_CONN_FLAG_ACCEPT_SUCCESS;
+    else if (handleStatus(conn, r))
+        conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
+}
+
+sds tlsGetPeerUsername(connection *conn_) {
+    tls_connection *conn = (tls_connection *)conn_;
+    if (!conn || !conn->tls || conn->c.state != CONN_STATE_CONNECTED) return NULL;
+    if (server.tls_ctx_config.client_auth_user != TLS_CLIENT_FIELD_CN) return NULL;
+    char cn[256];
+    ssize_t len = conn_tls_peer_cert_field(conn->tls, "CN", cn, sizeof cn);
+    if (len <= 0 || (size_t)len >= sizeof cn) {
+        if (conn_tls_peer_cert_pem(conn->tls, NULL, 0) > 0)
+            serverLog(LL_NOTICE, "TLS: Failed to extract field 'CN' from certificate");
+        return NULL;
+    }
+    return sdsnewlen(cn, (size_t)len);
+}
+
+static void tlsHandleEvent(tls_connection *conn, int mask) {
+    switch (conn->c.state) {
+    case CONN_STATE_CONNECTING: {
+        int conn_error = anetGetError(conn->c.fd);
+        if (conn_error) {
+            conn->c.last_errno = conn_error;
+            conn->c.state = CONN_STATE_ERROR;
+        } else {
+            if (!conn->tls) {
+                /* The socket is connected: now the TLS client. The chain is verified;
+                 * Valkey checks no host name on replication and cluster links. */
+                conn_tls_ctx *ctx = contextFor(server.tls_auth_clients);
+                conn->tls = ctx ? conn_tls_new_client(ctx, conn->c.fd, NULL) : NULL;
+            }
+            int r = conn->tls ? conn_tls_handshake(conn->tls) : CONN_TLS_ERR;
+            if (r == CONN_TLS_OK) {
+                conn->c.state = CONN_STATE_CONNECTED;
+            } else if (conn->tls && !handleStatus(conn, r)) {
+                registerSSLEvent(conn);
+                return;
+            } else {
+                if (!conn->tls) updateTLSError(conn, "TLS is not configured");
+                conn->c.state = CONN_STATE_ERROR;
+            }
+        }
+        if (!callHandler((connection *)conn, conn->c.conn_handler)) return;
+        conn->c.conn_handler = NULL;
+        break;
+    }
+    case CONN_STATE_ACCEPTING:
+        if (connTLSAccept((connection *)conn, NULL) == C_ERR || conn->c.state != CONN_STATE_CONNECTED) return;
+        break;
+    case CONN_STATE_CONNECTED: {
+        /* Committed bytes still waiting for the socket go out first. */
+        if ((mask & AE_WRITABLE) && conn_tls_pending_write(conn->tls) > 0 && conn_tls_flush(conn->tls) == CONN_TLS_ERR) {
+            updateTLSError(conn, conn_tls_last_error(conn->tls));
+            conn->c.state = CONN_STATE_ERROR;
+        }
+        int call_read = ((mask & AE_READABLE) && conn->c.read_handler) ||
+                        ((mask & AE_WRITABLE) && (conn->flags & TLS_CONN_FLAG_READ_WANT_WRITE));
+        int call_write = ((mask & AE_WRITABLE) && conn->c.write_handler) ||
+                         ((mask & AE_READABLE) && (conn->flags & TLS_CONN_FLAG_WRITE_WANT_READ));
+        /* Readable before writable, unless the server asked for a write barrier. */
+        int invert = conn->c.flags & CONN_FLAG_WRITE_BARRIER;
+        if (!invert && call_read && !callHandler((connection *)conn, conn->c.read_handler)) return;
+        if (call_write && !callHandler((connection *)conn, conn->c.write_handler)) return;
+        if (invert && call_read && !callHandler((connection *)conn, conn->c.read_handler)) return;
+        updatePendingData(conn);
+        break;
+    }
+    default: break;
+    }
+    updateSSLEvent(conn);
+}
+
+static void tlsEventHandler(struct aeEventLoop *el, int fd, void *clientData, int mask) {
+    UNUSED(el);
+    UNUSED(fd);
+    tlsHandleEvent(clientData, mask);
+}
+
+static void tlsAcceptHandler(aeEventLoop *el, int fd, void *privdata, int mask) {
+    int cport, cfd;
+    int max = server.max_new_tls_conns_per_cycle;
+    char cip[NET_IP_STR_LEN];
+    struct ClientFlags flags = {0};
+    UNUSED(el);
+    UNUSED(mask);
+    UNUSED(privdata);
+    while (max--) {
+        cfd = anetTcpAccept(server.neterr, fd, cip, sizeof(cip), &cport);
+        if (cfd == ANET_ERR) {
+            if (anetRetryAcceptOnError(errno)) continue;
+            if (errno != EWOULDBLOCK) serverLog(LL_WARNING, "Accepting client connection: %s", server.neterr);
+            return;
+        }
+        serverLog(LL_VERBOSE, "Accepted %s:%d", cip, cport);
+        if (server.tcpkeepalive) anetKeepAlive(NULL, cfd, server.tcpkeepalive);
+        acceptCommonHandler(connCreateAcceptedTLS(cfd, &server.tls_auth_clients), flags, cip);
+    }
+}
+
+static int connTLSAddr(connection *conn, char *ip, size_t ip_len, int *port, int remote) {
+    return anetFdToString(conn->fd, ip, ip_len, port, remote);
+}
+
+static int connTLSIsLocal(connection *conn) {
+    return connectionTypeTcp()->is_local(conn);
+}
+
+static int connTLSListen(connListener *listener) {
+    return listenToPort(listener);
+}
+
+static int connTLSIsIntegrityChecked(void) {
+    return 1;
+}
+
+static void connTLSCloseListener(connListener *listener) {
+    connectionTypeTcp()->closeListener(listener);
+}
+
+/* Best-effort close_notify, then the conn_tls goes; the fd is closed by the TCP layer. */
+static void releaseTLS(tls_connection *conn) {
+    if (!conn->tls) return;
+    if (conn->c.state == CONN_STATE_CONNECTED) conn_tls_shutdown(conn->tls);
+    conn_tls_free(conn->tls);
+    conn->tls = NULL;
+}
+
+static void connTLSShutdown(connection *conn_) {
+    releaseTLS((tls_connection *)conn_);
+    connectionTypeTcp()->shutdown(conn_);
+}
+
+static void connTLSClose(connection *conn_) {
+    tls_connection *conn = (tls_connection *)conn_;
+    releaseTLS(conn);
+    if (conn->tls_error) {
+        zfree(conn->tls_error);
+        conn->tls_error = NULL;
+    }
+    if (conn->pending_list_node) {
+        listDelNode(pending_list, conn->pending_list_node);
+        conn->pending_list_node = NULL;
+    }
+    connectionTypeTcp()->close(conn_);
+}
+
+static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handler) {
+    tls_connection *conn = (tls_connection *)_conn;
+    if (conn->c.state != CONN_STATE_ACCEPTING) return C_ERR;
+    int call_handler_on_error = 1;
+    if (accept_handler) {
+        conn->c.conn_handler = accept_handler;
+        call_handler_on_error = 0;
+    }
+    /* On an IO thread: one step, and the main thread handles the result. */
+    if (!inMainThread()) {
+        TLSAccept(conn);
+        return C_OK;
+    }
+    if (trySendAcceptToIOThreads(_conn) == C_OK) return C_OK;
+    TLSAccept(conn);
+    return TLSHandleAcceptResult(conn, call_handler_on_error);
+}
+
+static int connTLSConnect(connection *conn_,
+                          const char *addr,
+                          int port,
+                          const char *src_addr,
+                          int multipath,
+                          ConnectionCallbackFunc connect_handler) {
+    if (conn_->state != CONN_STATE_NONE) return C_ERR;
+    /* TCP first; the TLS client starts in the event handler once it is connected. */
+    return connectionTypeTcp()->connect(conn_, addr, port, src_addr, multipath, connect_handler);
+}
+
+static int connTLSWrite(connection *conn_, const void *data, size_t data_len) {
+    tls_connection *conn = (tls_connection *)conn_;
+    if (conn->c.state != CONN_STATE_CONNECTED) return -1;
+    return afterIO(conn, conn_tls_write(conn->tls, data, data_len), 0, 1);
+}
+
+static int connTLSWritev(connection *conn_, const struct iovec *iov, int iovcnt) {
+    tls_connection *conn = (tls_connection *)conn_;
+    if (conn->c.state != CONN_STATE_CONNECTED) return -1;
+    return afterIO(conn, conn_tls_writev(conn->tls, iov, iovcnt), 0, 1);
+}
+
+static int connTLSRead(connection *conn_, void *buf, size_t buf_len) {
+    tls_connection *conn = (tls_connection *)conn_;
+    if (conn->c.state != CONN_STATE_CONNECTED) return -1;
+    ssize_t ret = conn_tls_read(conn->tls, buf, buf_len);
+    updatePendingFlag(conn);
+    return afterIO(conn, ret, 1, 1);
+}
+
+static const char *connTLSGetLastError(connection *conn_) {
+    tls_connection *conn = (tls_connection *)conn_;
+    if (conn->tls_error) return conn->tls_error;
+    return strerror(conn_->last_errno);
+}
+
+static int connTLSSetWriteHandler(connection *conn, ConnectionCallbackFunc func, int barrier) {
+    conn->write_handler = func;
+    if (barrier)
+        conn->flags |= CONN_FLAG_WRITE_BARRIER;
+    else
+        conn->flags &= ~CONN_FLAG_WRITE_BARRIER;
+    updateSSLEvent((tls_connection *)conn);
+    return C_OK;
+}
+
+static int connTLSSetReadHandler(connection *conn, ConnectionCallbackFunc func) {
+    conn->read_handler = func;
+    updateSSLEvent((tls_connection *)conn);
+    return C_OK;
+}
+
+/* Sync IO makes the fd blocking with send/receive timeouts; conntls then blocks in the
+ * kernel and reports a timeout as WANT_READ/WANT_WRITE. */
+static void setBlockingTimeout(tls_connection *conn, long long timeout) {
+    anetBlock(NULL, conn->c.fd);
+    anetSendTimeout(NULL, conn->c.fd, timeout);
+    anetRecvTimeout(NULL, conn->c.fd, timeout);
+}
+
+static void unsetBlockingTimeout(tls_connection *conn) {
+    anetNonBlock(NULL, conn->c.fd);
+    anetSendTimeout(NULL, conn->c.fd, 0);
+    anetRecvTimeout(NULL, conn->c.fd, 0);
+}
+
+static int connTLSBlockingConnect(connection *conn_, const char *addr, int port, long long timeout) {
+    tls_connection *conn = (tls_connection *)conn_;
+    if (conn->c.state != CONN_STATE_NONE) return C_ERR;
+    if (connectionTypeTcp()->blocking_connect(conn_, addr, port, timeout) == C_ERR) return C_ERR;
+    conn_tls_ctx *ctx = contextFor(server.tls_auth_clients);
+    conn->tls = ctx ? conn_tls_new_client(ctx, conn->c.fd, NULL) : NULL;
+    if (!conn->tls) {
+        updateTLSError(conn, "TLS is not configured");
+        conn->c.state = CONN_STATE_ERROR;
+        return C_ERR;
+    }
+    setBlockingTimeout(conn, timeout);
+    int r = conn_tls_handshake(conn->tls);
+    if (r != CONN_TLS_OK) {
+        handleStatus(conn, r == CONN_TLS_OK ? CONN_TLS_ERR : r);
+        updateTLSError(conn, r == CONN_TLS_ERR ? conn_tls_last_error(conn->tls) : "TLS handshake timed out");
+        conn->c.state = CONN_STATE_ERROR;
+        return C_ERR;
+    }
+    unsetBlockingTimeout(conn);
+    conn->c.state = CONN_STATE_CONNECTED;
+    return C_OK;
+}
+
+static ssize_t connTLSSyncWrite(connection *conn_, char *ptr, ssize_t size, long long timeout) {
+    tls_connection *conn = (tls_connection *)conn_;
+    int blocking = anetIsBlock(NULL, conn->c.fd);
+    setBlockingTimeout(conn, timeout);
+    ssize_t ret = conn_tls_write(conn->tls, ptr, (size_t)size);
+    /* Everything committed must be on the socket before returning, as with a blocking write. */
+    if (ret > 0 && conn_tls_flush(conn->tls) != CONN_TLS_OK) ret = CONN_TLS_WANT_WRITE;
+    ret = afterIO(conn, ret, 0, 0);
+    if (!blocking) unsetBlockingTimeout(conn);
+    return ret;
+}
+
+static ssize_t connTLSSyncRead(connection *conn_, char *ptr, ssize_t size, long long timeout) {
+    tls_connection *conn = (tls_connection *)conn_;
+    int blocking = anetIsBlock(NULL, conn->c.fd);
+    setBlockingTimeout(conn, timeout);
+    ssize_t ret = conn_tls_read(conn->tls, ptr, (size_t)size);
+    updatePendingFlag(conn);
+    ret = afterIO(conn, ret, 1, 0);
+    if (!blocking) unsetBlockingTimeout(conn);
+    return ret;
+}
+
+static ssize_t connTLSSyncReadLine(connection *conn_, char *ptr, ssize_t size, long long timeout) {
+    tls_connection *conn = (tls_connection *)conn_;
+    ssize_t nread = 0;
+    int blocking = anetIsBlock(NULL, conn->c.fd);
+    setBlockingTimeout(conn, timeout);
+    for (size--; size > 0; size--) {
+        char c;
+        ssize_t ret = conn_tls_read(conn->tls, &c, 1);
+        updatePendingFlag(conn);
+        if (afterIO(conn, ret, 1, 0) <= 0) {
+            nread = -1;
+            break;
+        }
+        if (c == '\n') {
+            *ptr = '\0';
+            if (nread && *(ptr - 1) == '\r') *(ptr - 1) = '\0';
+            break;
+        }
+        *ptr++ = c;
+        *ptr = '\0';
+        nread++;
+    }
+    if (!blocking) unsetBlockingTimeout(conn);
+    return nread;
+}
+
+static int connTLSGetType(void) {
+    return CONN_TYPE_TLS;
+}
+
+static int tlsHasPendingData(void) {
+    return pending_list && listLength(pending_list) > 0;
+}
+
+static int tlsProcessPendingData(void) {
+    listIter li;
+    listNode *ln;
+    int processed = 0;
+    listRewind(pending_list, &li);
+    while ((ln = listNext(&li))) {
+        tls_connection *conn = listNodeValue(ln);
+        if (conn->flags & TLS_CONN_FLAG_POSTPONE_UPDATE_STATE) continue;
+        tlsHandleEvent(conn, AE_READABLE);
+        processed++;
+    }
+    return processed;
+}
+
+/* The peer's certificate as PEM, for CLIENT INFO and ACL auto-authentication. */
+static sds connTLSGetPeerCert(connection *conn_) {
+    tls_connection *conn = (tls_connection *)conn_;
+    if (conn_->type != connectionTypeTls() || !conn->tls) return NULL;
+    ssize_t len = conn_tls_peer_cert_pem(conn->tls, NULL, 0);
+    if (len <= 0) return NULL;
+    sds pem = sdsnewlen(NULL, (size_t)len);
+    if (conn_tls_peer_cert_pem(conn->tls, pem, (size_t)len + 1) != len) {
+        sdsfree(pem);
+        return NULL;
+    }
+    return pem;
+}
+
+static ConnectionType CT_TLS = {
+    .get_type = connTLSGetType,
+    .init = tlsInit,
+    .cleanup = tlsCleanup,
+    .configure = tlsConfigureSync,
+    .ae_handler = tlsEventHandler,
+    .accept_handler = tlsAcceptHandler,
+    .addr = connTLSAddr,
+    .is_local = connTLSIsLocal,
+    .listen = connTLSListen,
+    .closeListener = connTLSCloseListener,
+    .conn_create = connCreateTLS,
+    .conn_create_accepted = connCreateAcceptedTLS,
+    .shutdown = connTLSShutdown,
+    .close = connTLSClose,
+    .connect = connTLSConnect,
+    .blocking_connect = connTLSBlockingConnect,
+    .accept = connTLSAccept,
+    .read = connTLSRead,
+    .write = connTLSWrite,
+    .writev = connTLSWritev,
+    .set_write_handler = connTLSSetWriteHandler,
+    .set_read_handler = connTLSSetReadHandler,
+    .get_last_error = connTLSGetLastError,
+    .sync_write = connTLSSyncWrite,
+    .sync_read = connTLSSyncRead,
+    .sync_readline = connTLSSyncReadLine,
+    .has_pending_data = tlsHasPendingData,
+    .process_pending_data = tlsProcessPendingData,
+    .postpone_update_state = postPoneUpdateSSLState,
+    .update_state = updateSSLState,
+    .get_peer_cert = connTLSGetPeerCert,
+    .get_peer_username = tlsGetPeerUsername,
+    .connIntegrityChecked = connTLSIsIntegrityChecked,
+};
+
+int RedisRegisterConnectionTypeTLS(void) {
+    return connTypeRegister(&CT_TLS);
+}
+
+#else /* USE_OPENSSL */
+
+static void tlsClearAllCertInfo(void);
+
+void tlsResetCertInfo(void) {
+    if (server.tls_port || server.tls_replication || server.tls_cluster) return;
+    tlsClearAllCertInfo();
+}
+
+int RedisRegisterConnectionTypeTLS(void) {
+    serverLog(LL_VERBOSE, "Connection type %s not builtin", getConnectionTypeName(CONN_TYPE_TLS));
+    return C_ERR;
+}
+
+#endif
+
+static void tlsClearCertInfo(long long *expiry, sds *serial) {
+    if (expiry) *expiry = 0;
+    if (serial && *serial) {
+        sdsfree(*serial);
+        *serial = NULL;
+    }
+}
+
+static void tlsClearAllCertInfo(void) {
+    tlsClearCertInfo(&server.tls_server_cert_expire_time, &server.tls_server_cert_serial);
+    tlsClearCertInfo(&server.tls_client_cert_expire_time, &server.tls_client_cert_serial);
+    tlsClearCertInfo(&server.tls_ca_cert_expire_time, &server.tls_ca_cert_serial);
+}
+
+#if defined(BUILD_TLS_MODULE) && BUILD_TLS_MODULE == 2 /* BUILD_MODULE */
+
+#include "release.h"
+
+int KVModule_OnLoad(void *ctx, KVModuleString **argv, int argc) {
+    UNUSED(argv);
+    UNUSED(argc);
+    if (strcmp(REDIS_BUILD_ID_RAW, serverBuildIdRaw())) {
+        serverLog(LL_NOTICE, "Connection type %s was not built together with the kv-server used.", getConnectionTypeName(CONN_TYPE_TLS));
+        return KVMODULE_ERR;
+    }
+    if (KVModule_Init(ctx, "tls", 1, KVMODULE_APIVER_1) == KVMODULE_ERR) return KVMODULE_ERR;
+    if ((KVModule_GetContextFlags(ctx) & KVMODULE_CTX_FLAGS_SERVER_STARTUP) == 0) {
+        serverLog(LL_NOTICE, "Connection type %s can be loaded only during bootup", getConnectionTypeName(CONN_TYPE_TLS));
+        return KVMODULE_ERR;
+    }
+    KVModule_SetModuleOptions(ctx, KVMODULE_OPTIONS_HANDLE_REPL_ASYNC_LOAD | KVMODULE_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION);
+    if (connTypeRegister(&CT_TLS) != C_OK) return KVMODULE_ERR;
+    return KVMODULE_OK;
+}
+
+int KVModule_OnUnload(void *arg) {
+    UNUSED(arg);
+    serverLog(LL_NOTICE, "Connection type %s can not be unloaded", getConnectionTypeName(CONN_TYPE_TLS));
+    return KVMODULE_ERR;
+}
+#endif
