@@ -601,12 +601,17 @@ static int connTLSWritev(connection *conn_, const struct iovec *iov, int iovcnt)
     return afterIO(conn, conn_tls_writev(conn->tls, iov, iovcnt), 0, 1);
 }
 
+/* One read, the pending flag updated, the result mapped as afterIO does. */
+static int readNow(tls_connection *conn, void *buf, size_t len, int update_event) {
+    ssize_t ret = conn_tls_read(conn->tls, buf, len);
+    updatePendingFlag(conn);
+    return afterIO(conn, ret, 1, update_event);
+}
+
 static int connTLSRead(connection *conn_, void *buf, size_t buf_len) {
     tls_connection *conn = (tls_connection *)conn_;
     if (conn->c.state != CONN_STATE_CONNECTED) return -1;
-    ssize_t ret = conn_tls_read(conn->tls, buf, buf_len);
-    updatePendingFlag(conn);
-    return afterIO(conn, ret, 1, 1);
+    return readNow(conn, buf, buf_len, 1);
 }
 
 static const char *connTLSGetLastError(connection *conn_) {
@@ -659,7 +664,7 @@ static int connTLSBlockingConnect(connection *conn_, const char *addr, int port,
     setBlockingTimeout(conn, timeout);
     int r = conn_tls_handshake(conn->tls);
     if (r != CONN_TLS_OK) {
-        handleStatus(conn, r == CONN_TLS_OK ? CONN_TLS_ERR : r);
+        /* On a blocking fd a WANT status means the send/receive timeout expired. */
         updateTLSError(conn, r == CONN_TLS_ERR ? conn_tls_last_error(conn->tls) : "TLS handshake timed out");
         conn->c.state = CONN_STATE_ERROR;
         return C_ERR;
@@ -685,9 +690,7 @@ static ssize_t connTLSSyncRead(connection *conn_, char *ptr, ssize_t size, long 
     tls_connection *conn = (tls_connection *)conn_;
     int blocking = anetIsBlock(NULL, conn->c.fd);
     setBlockingTimeout(conn, timeout);
-    ssize_t ret = conn_tls_read(conn->tls, ptr, (size_t)size);
-    updatePendingFlag(conn);
-    ret = afterIO(conn, ret, 1, 0);
+    ssize_t ret = readNow(conn, ptr, (size_t)size, 0);
     if (!blocking) unsetBlockingTimeout(conn);
     return ret;
 }
@@ -699,9 +702,7 @@ static ssize_t connTLSSyncReadLine(connection *conn_, char *ptr, ssize_t size, l
     setBlockingTimeout(conn, timeout);
     for (size--; size > 0; size--) {
         char c;
-        ssize_t ret = conn_tls_read(conn->tls, &c, 1);
-        updatePendingFlag(conn);
-        if (afterIO(conn, ret, 1, 0) <= 0) {
+        if (readNow(conn, &c, 1, 0) <= 0) {
             nread = -1;
             break;
         }
