@@ -234,11 +234,9 @@ static void bad_fds(void) {
 static void bad_iov(void) {
     conn_tls_ctx *srv = server_ctx();
     conn_tls_ctx *cli = client_ctx();
-    int sv[2];
-    socket_pair(sv);
-    conn_tls *s = conn_tls_new_server(srv, sv[0]);
-    conn_tls *c = conn_tls_new_client(cli, sv[1], "localhost");
-    CHECK(s && c);
+    pair p = connect_pair(srv, cli, "localhost", 0);
+    conn_tls *s = p.s, *c = p.c;
+    int *sv = p.sv;
     CHECK_EQ(handshake_both(s, c), CONN_TLS_OK);
     char buf[8] = "abcdefg";
     struct iovec iov[2] = {{buf, 3}, {NULL, 4}};
@@ -252,6 +250,22 @@ static void bad_iov(void) {
     CHECK_EQ(conn_tls_read(s, NULL, 4), CONN_TLS_EINVAL);
     CHECK_EQ(conn_tls_read(s, buf, 0), CONN_TLS_EINVAL);
     CHECK_EQ(conn_tls_peer_cert_pem(s, NULL, 10), CONN_TLS_EINVAL);
+    /* A bad entry changes nothing wherever it sits: after pieces that fill less than a
+     * record, after several records' worth, after hundreds of small pieces. */
+    static char big[40000];
+    memset(big, 'x', sizeof big);
+    struct iovec late[3] = {{big, 100}, {big, 100}, {NULL, 1}};
+    CHECK_EQ(conn_tls_writev(c, late, 3), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(c), "iov[2]");
+    struct iovec after_records[3] = {{big, sizeof big}, {big, 10}, {NULL, 5}};
+    CHECK_EQ(conn_tls_writev(c, after_records, 3), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(c), "iov[2]");
+    static struct iovec smalls[300];
+    for (int i = 0; i < 300; i++) smalls[i] = (struct iovec){big, 64};
+    smalls[299].iov_base = NULL;
+    CHECK_EQ(conn_tls_writev(c, smalls, 300), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(c), "iov[299]");
+    CHECK_EQ(conn_tls_pending_write(c), 0);
     /* Nothing to write returns 0; a NULL base with length 0 is fine. */
     CHECK_EQ(conn_tls_writev(c, NULL, 0), 0);
     iov[1].iov_len = 0;
@@ -275,6 +289,38 @@ static void bad_iov(void) {
     conn_tls_ctx_free(cli);
 }
 
+/* Before encrypting, a write may take a handshake step or flush waiting ciphertext; with
+ * a bad iov it does neither. */
+static void bad_iov_does_nothing_first(void) {
+    conn_tls_ctx *srv = server_ctx(), *cli = client_ctx();
+    pair p = connect_pair(srv, cli, "localhost", 0);
+    char buf[16384] = {0};
+    struct iovec bad[2] = {{buf, 10}, {NULL, 10}};
+    /* No ClientHello went out: the handshake did not start. */
+    CHECK_EQ(conn_tls_writev(p.c, bad, 2), CONN_TLS_EINVAL);
+    char probe;
+    CHECK(recv(p.sv[0], &probe, 1, MSG_DONTWAIT) == -1 && errno == EAGAIN);
+    CHECK_EQ(handshake_both(p.s, p.c), CONN_TLS_OK);
+    /* The peer reads nothing, so ciphertext ends up waiting in the connection. */
+    int tiny = 4096;
+    CHECK(setsockopt(p.sv[1], SOL_SOCKET, SO_SNDBUF, &tiny, sizeof tiny) == 0);
+    for (int i = 0; i < 1000 && conn_tls_pending_write(p.c) == 0; i++) CHECK(conn_tls_write(p.c, buf, sizeof buf) > 0);
+    size_t waiting = conn_tls_pending_write(p.c);
+    CHECK(waiting > 0);
+    /* Make room on the socket (the bytes are thrown away: the stream is not read again),
+     * so a flush would move what waits. The bad call does not; conn_tls_flush does. */
+    while (recv(p.sv[0], buf, sizeof buf, MSG_DONTWAIT) > 0) {}
+    CHECK_EQ(conn_tls_writev(p.c, bad, 2), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(p.c), "iov[1]");
+    CHECK_EQ(conn_tls_pending_write(p.c), waiting);
+    conn_tls_flush(p.c);
+    CHECK(conn_tls_pending_write(p.c) < waiting);
+    CHECK_QUEUE_EMPTY();
+    close_pair(&p);
+    conn_tls_ctx_free(srv);
+    conn_tls_ctx_free(cli);
+}
+
 int main(void) {
     CHECK(strcmp(conn_tls_version(), CONN_TLS_VERSION) == 0);
     config_errors();
@@ -282,6 +328,7 @@ int main(void) {
     null_handles();
     bad_fds();
     bad_iov();
+    bad_iov_does_nothing_first();
     printf("bad_input: ok\n");
     return 0;
 }

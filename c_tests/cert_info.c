@@ -82,9 +82,8 @@ static void facts(void) {
 
 static void peer_fields(void) {
     conn_tls_ctx *srv = server_ctx(), *cli = client_ctx();
-    int sv[2];
-    socket_pair(sv);
-    conn_tls *s = conn_tls_new_server(srv, sv[0]), *c = conn_tls_new_client(cli, sv[1], "localhost");
+    pair p = connect_pair(srv, cli, "localhost", 0);
+    conn_tls *s = p.s, *c = p.c;
     CHECK_EQ(conn_tls_peer_cert_field(s, "CN", NULL, 0), 0); /* no handshake yet: no certificate */
     CHECK_EQ(handshake_both(s, c), CONN_TLS_OK);
     char buf[64];
@@ -102,10 +101,7 @@ static void peer_fields(void) {
     CHECK_EQ(conn_tls_peer_cert_field(s, "CN", NULL, 4), CONN_TLS_EINVAL);
     CHECK_EQ(conn_tls_peer_cert_field(NULL, "CN", buf, sizeof buf), CONN_TLS_EINVAL);
     CHECK_QUEUE_EMPTY();
-    conn_tls_free(s);
-    conn_tls_free(c);
-    close(sv[0]);
-    close(sv[1]);
+    close_pair(&p);
     conn_tls_ctx_free(srv);
     conn_tls_ctx_free(cli);
 }

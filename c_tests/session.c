@@ -6,30 +6,6 @@
 
 static const char *PEM_START = "-----BEGIN CERTIFICATE-----";
 
-typedef struct {
-    int sv[2];
-    conn_tls *s, *c;
-} pair;
-
-static pair connect_pair(conn_tls_ctx *srv, conn_tls_ctx *cli, const char *name, int tcp) {
-    pair p;
-    if (tcp)
-        tcp_pair(&p.sv[1], &p.sv[0]);
-    else
-        socket_pair(p.sv);
-    p.s = conn_tls_new_server(srv, p.sv[0]);
-    p.c = conn_tls_new_client(cli, p.sv[1], name);
-    CHECK(p.s && p.c);
-    return p;
-}
-
-static void close_pair(pair *p) {
-    conn_tls_free(p->s);
-    conn_tls_free(p->c);
-    close(p->sv[0]);
-    close(p->sv[1]);
-}
-
 /* Server sends a line after the handshake, which also makes the client take in the
  * session tickets that came with it. */
 static void exchange(pair *p) {

@@ -129,6 +129,33 @@ static inline void tcp_pair(int *client, int *server) {
     set_nonblocking(*server);
 }
 
+/* A server and a client connection over a socket pair (TCP on loopback when tcp is set),
+ * not yet handshaken: sv[0] is the server's fd, sv[1] the client's. */
+typedef struct {
+    int sv[2];
+    conn_tls *s, *c;
+} pair;
+
+static inline pair connect_pair(conn_tls_ctx *srv, conn_tls_ctx *cli, const char *name, int tcp) {
+    pair p;
+    if (tcp)
+        tcp_pair(&p.sv[1], &p.sv[0]);
+    else
+        socket_pair(p.sv);
+    p.s = conn_tls_new_server(srv, p.sv[0]);
+    p.c = conn_tls_new_client(cli, p.sv[1], name);
+    CHECK(p.s && p.c);
+    return p;
+}
+
+/* Frees both connections, then closes the fds (the library never does). */
+static inline void close_pair(pair *p) {
+    conn_tls_free(p->s);
+    conn_tls_free(p->c);
+    close(p->sv[0]);
+    close(p->sv[1]);
+}
+
 /* Runs both handshakes to the end in this thread; returns 0 or the first failing status. */
 static inline int handshake_both(conn_tls *a, conn_tls *b) {
     int ra = CONN_TLS_WANT_READ, rb = CONN_TLS_WANT_READ;

@@ -232,6 +232,11 @@ impl Connection {
         }
     }
 
+    /// Handshake finished and no fatal error: a write goes straight to encryption.
+    pub(crate) fn is_open(&self) -> bool {
+        self.established && self.dead.is_none()
+    }
+
     /// Drives the handshake when reads or writes come before it finished.
     pub(crate) fn ensure_established(&mut self) -> Result<(), Error> {
         self.check_alive()?;

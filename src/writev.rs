@@ -22,97 +22,134 @@ use crate::ossl;
 /// TLS's largest record payload.
 pub(crate) const RECORD: usize = 16 * 1024;
 
-/// One record being filled from small pieces.
-struct Staging {
-    buf: Box<[u8; RECORD]>,
-    len: usize,
-}
-
-impl Staging {
-    /// Copies as much of `data` as fits; returns how much did.
-    fn fill(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(RECORD - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&data[..n]);
-        self.len += n;
-        n
-    }
-
-    fn filled(&self) -> &[u8] {
-        &self.buf[..self.len]
+/// `dst.copy_from_slice(src)`, inlined for pieces of up to 64 bytes: a call into libc's
+/// memcpy spends more on the call and its size dispatch than on moving a short piece, and
+/// small mixes (64-byte replies by the hundred) are made of nothing else. Two overlapping
+/// fixed-size moves cover every length of a size class.
+#[inline(always)]
+fn copy_piece(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n != dst.len() || n > 64 {
+        dst.copy_from_slice(src);
+    } else if n >= 32 {
+        dst[..32].copy_from_slice(&src[..32]);
+        dst[n - 32..].copy_from_slice(&src[n - 32..]);
+    } else if n >= 16 {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else if n >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
     }
 }
 
 thread_local! {
-    /// Per thread rather than per connection, so idle connections hold no buffer; it is
-    /// always empty between calls.
-    static STAGING: RefCell<Staging> = RefCell::new(Staging { buf: Box::new([0; RECORD]), len: 0 });
+    /// The record being filled from small pieces. Per thread rather than per connection,
+    /// so idle connections hold no buffer; what it holds matters only during one call.
+    static STAGING: RefCell<Box<[u8; RECORD]>> = RefCell::new(Box::new([0; RECORD]));
+}
+
+/// A piece of a write: its bytes, or None for one the caller described with a NULL
+/// address and a non-zero length.
+pub type Piece<'a> = Option<&'a [u8]>;
+
+/// The error for a call with a bad piece, naming the first one.
+fn bad_piece<'a>(mut pieces: impl Iterator<Item = Piece<'a>>) -> Error {
+    let i = pieces.position(|piece| piece.is_none()).unwrap_or_default();
+    Error::Invalid(format!("writev: iov[{i}] has a NULL base and a non-zero length"))
 }
 
 impl Connection {
     /// Commits a prefix of the concatenated `pieces` and returns its length.
-    /// Err(WantWrite/WantRead): nothing of this call was committed.
+    /// Err(WantWrite/WantRead): nothing of this call was committed. A bad piece anywhere
+    /// fails the call with its error before anything happens: nothing is committed, no
+    /// handshake step taken, nothing flushed.
     pub fn writev<'a, I>(&mut self, pieces: I) -> Result<usize, Error>
     where
-        I: Iterator<Item = &'a [u8]> + Clone,
+        I: Iterator<Item = Piece<'a>> + Clone,
     {
+        // On the fast path pieces are checked as they are copied (see encrypt); whatever
+        // comes before that must not happen for bad input, so then all are checked first.
+        if (!self.is_open() || self.pending_write() > 0) && pieces.clone().any(|piece| piece.is_none()) {
+            return Err(bad_piece(pieces));
+        }
         self.ensure_established()?;
         // Every call moves committed bytes along, even one with nothing new to write.
         if self.pending_write() > 0 {
             self.flush_out()?;
         }
-        if pieces.clone().all(<[u8]>::is_empty) {
+        if pieces.clone().all(|piece| piece.is_some_and(<[u8]>::is_empty)) {
             return Ok(0);
         }
         if self.pending_write() > 0 {
             return Err(Error::WantWrite);
         }
-        STAGING.with(|staging| {
-            let mut staging = staging.borrow_mut();
-            staging.len = 0;
-            let result = self.encrypt(pieces, &mut staging);
-            staging.len = 0;
-            result
-        })
+        STAGING.with(|staging| self.encrypt(pieces, &mut staging.borrow_mut()))
     }
 
-    fn encrypt<'a, I>(&mut self, pieces: I, staging: &mut Staging) -> Result<usize, Error>
+    // Out of line on purpose: inlined into writev, it lost the inlining of copy_piece, and
+    // 64-byte pieces went back to memcpy calls (callgrind, benches/writev_instructions.sh).
+    #[inline(never)]
+    fn encrypt<'a, I>(&mut self, mut pieces: I, staging: &mut [u8; RECORD]) -> Result<usize, Error>
     where
-        I: Iterator<Item = &'a [u8]>,
+        I: Iterator<Item = Piece<'a>> + Clone,
     {
-        let mut committed = 0;
-        'pieces: for piece in pieces {
-            let mut rest = piece;
+        let all = pieces.clone();
+        // Bytes in records already encrypted, and bytes staged for the next one.
+        let mut written = 0;
+        let mut staged = 0;
+        // A bad piece met while only staging commits nothing; the pieces after the first
+        // record's end are checked before it is encrypted. So a call of small pieces that
+        // fits one record (the common reply) reads its iov once.
+        let mut rest_checked = false;
+        'pieces: while let Some(piece) = pieces.next() {
+            let Some(piece) = piece else {
+                return Err(bad_piece(all));
+            };
             // The common case: a small piece joins the staging record, nothing more.
-            if rest.len() < RECORD - staging.len {
-                staging.fill(rest);
-                committed += rest.len();
+            if piece.len() < RECORD - staged {
+                copy_piece(&mut staging[staged..staged + piece.len()], piece);
+                staged += piece.len();
                 continue;
             }
+            // This piece completes at least one record.
+            if !rest_checked {
+                if pieces.clone().any(|piece| piece.is_none()) {
+                    return Err(bad_piece(all));
+                }
+                rest_checked = true;
+            }
+            let mut rest = piece;
             while !rest.is_empty() {
-                if staging.len == 0 && rest.len() >= RECORD {
+                if staged == 0 && rest.len() >= RECORD {
                     self.ssl_write(&rest[..RECORD])?;
                     rest = &rest[RECORD..];
-                    committed += RECORD;
                 } else {
-                    let n = staging.fill(rest);
+                    let n = rest.len().min(RECORD - staged);
+                    staging[staged..staged + n].copy_from_slice(&rest[..n]);
+                    staged += n;
                     rest = &rest[n..];
-                    committed += n;
-                    if staging.len < RECORD {
+                    if staged < RECORD {
                         continue;
                     }
-                    self.ssl_write(staging.filled())?;
-                    staging.len = 0;
+                    self.ssl_write(&staging[..])?;
+                    staged = 0;
                 }
+                written += RECORD;
                 // Only a record just written can have left ciphertext waiting.
                 if self.pending_write() > 0 {
                     break 'pieces;
                 }
             }
         }
-        if staging.len > 0 {
-            self.ssl_write(staging.filled())?;
+        if staged > 0 {
+            self.ssl_write(&staging[..staged])?;
         }
-        Ok(committed)
+        Ok(written + staged)
     }
 
     /// Encrypts all of `data` (one record). Anything but complete success is fatal: the

@@ -1,9 +1,11 @@
 use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::ptr::NonNull;
 
 use libc::{iovec, ssize_t};
 
 use crate::connection::{Connection, Error};
 use crate::context::Context;
+use crate::writev::Piece;
 use crate::ffi::{self, boundary, CONN_TLS_EINVAL, CONN_TLS_OK};
 
 /// Runs `f` on the connection behind `c`; the status of its result, recording a failure's
@@ -117,7 +119,7 @@ pub unsafe extern "C" fn conn_tls_write(c: *mut Connection, buf: *const c_void, 
             return Err(Error::Invalid("write: buf is NULL and len is not 0".into()));
         }
         let data: &[u8] = if len == 0 { &[] } else { std::slice::from_raw_parts(buf.cast(), len) };
-        conn.writev(std::iter::once(data))
+        conn.writev(std::iter::once(Some(data)))
     }))
 }
 
@@ -142,15 +144,15 @@ pub unsafe extern "C" fn conn_tls_write(c: *mut Connection, buf: *const c_void, 
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_writev(c: *mut Connection, iov: *const iovec, iovcnt: c_int) -> ssize_t {
     boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
-        let entries = checked_iov(iov, iovcnt).map_err(Error::Invalid)?;
-        conn.writev(entries.iter().map(|e| if e.iov_len == 0 { &[][..] } else { std::slice::from_raw_parts(e.iov_base as *const u8, e.iov_len) }))
+        let entries = iov_entries(iov, iovcnt).map_err(Error::Invalid)?;
+        conn.writev(entries.iter().map(|e| iov_piece(e)))
     }))
 }
 
 /// Linux's IOV_MAX (libc does not export it); writev(2) refuses more.
 const IOV_MAX: c_int = 1024;
 
-unsafe fn checked_iov<'a>(iov: *const iovec, iovcnt: c_int) -> Result<&'a [iovec], String> {
+unsafe fn iov_entries<'a>(iov: *const iovec, iovcnt: c_int) -> Result<&'a [iovec], String> {
     if iovcnt < 0 || iovcnt > IOV_MAX {
         return Err(format!("writev: iovcnt {iovcnt} is outside 0..={}", IOV_MAX));
     }
@@ -160,11 +162,23 @@ unsafe fn checked_iov<'a>(iov: *const iovec, iovcnt: c_int) -> Result<&'a [iovec
     if iov.is_null() {
         return Err(format!("writev: iov is NULL with iovcnt {iovcnt}"));
     }
-    let entries = std::slice::from_raw_parts(iov, iovcnt as usize);
-    if let Some(i) = entries.iter().position(|e| e.iov_base.is_null() && e.iov_len > 0) {
-        return Err(format!("writev: iov[{i}] has a NULL base and length {}", entries[i].iov_len));
+    Ok(std::slice::from_raw_parts(iov, iovcnt as usize))
+}
+
+/// An iov entry as bytes; None for a NULL base with a non-zero length, which the core
+/// refuses before it commits anything.
+#[inline(always)]
+unsafe fn iov_piece<'a>(e: &iovec) -> Piece<'a> {
+    match NonNull::new(e.iov_base) {
+        Some(base) => Some(std::slice::from_raw_parts(base.as_ptr() as *const u8, e.iov_len)),
+        None => null_piece(e.iov_len),
     }
-    Ok(entries)
+}
+
+/// A NULL base is fine for an empty entry only.
+#[cold]
+fn null_piece<'a>(len: usize) -> Piece<'a> {
+    (len == 0).then_some(&[])
 }
 
 /// Sends committed bytes that wait for the socket.
