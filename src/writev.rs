@@ -166,3 +166,23 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::copy_piece;
+
+    /// Every length of every size class, at every alignment: exactly the piece is copied,
+    /// nothing around it is touched.
+    #[test]
+    fn copy_piece_copies_exactly() {
+        let src: Vec<u8> = (0..200u8).collect();
+        for len in 0..=130 {
+            for offset in 0..8 {
+                let mut dst = [0xEEu8; 160];
+                copy_piece(&mut dst[offset..offset + len], &src[3..3 + len]);
+                assert_eq!(&dst[offset..offset + len], &src[3..3 + len], "len {len} offset {offset}");
+                assert!(dst[..offset].iter().chain(&dst[offset + len..]).all(|&b| b == 0xEE), "len {len} offset {offset}");
+            }
+        }
+    }
+}
