@@ -391,16 +391,23 @@ static double idle_bytes(int use_conntls, SSL_CTX *sctx, conn_tls_ctx *cctx_serv
     return (double)(after - before) / IDLE;
 }
 
+/* One batch of the mix: its iovs point into the returned buffer (the caller frees it). */
+static char *batch_of(const mix *m, struct iovec *iov) {
+    char *data = malloc(m->size * (size_t)m->count);
+    CHECK(data);
+    memset(data, 'v', m->size * (size_t)m->count);
+    for (int i = 0; i < m->count; i++) iov[i] = (struct iovec){data + (size_t)i * m->size, m->size};
+    return data;
+}
+
 /* One writer on one mix, for instruction counting under callgrind. */
 static int count_mode(int writer, int mix_index, double mib) {
     SSL_CTX *sctx = server_ossl_ctx(), *rctx = client_ossl_ctx();
     conn_tls_ctx *cctx = server_conntls_ctx();
     const mix *m = &MIXES[mix_index];
     size_t batch_bytes = m->size * (size_t)m->count;
-    char *data = malloc(batch_bytes);
-    memset(data, 'v', batch_bytes);
     struct iovec iov[1000];
-    for (int i = 0; i < m->count; i++) iov[i] = (struct iovec){data + (size_t)i * m->size, m->size};
+    char *data = batch_of(m, iov);
     int batches = (int)(mib * (1 << 20) / batch_bytes);
     run_result r = {.writer = writer, .m = m, .iov = iov, .batches = batches < 1 ? 1 : batches};
     measure(&r, sctx, cctx, rctx);
@@ -427,10 +434,8 @@ int main(int argc, char **argv) {
     for (size_t mi = 0; mi < sizeof MIXES / sizeof MIXES[0]; mi++) {
         const mix *m = &MIXES[mi];
         size_t batch_bytes = m->size * (size_t)m->count;
-        char *data = malloc(batch_bytes);
-        memset(data, 'v', batch_bytes);
         struct iovec iov[1000];
-        for (int i = 0; i < m->count; i++) iov[i] = (struct iovec){data + (size_t)i * m->size, m->size};
+        char *data = batch_of(m, iov);
         run_result res[WRITERS];
         int batches[WRITERS];
         for (int w = 0; w < WRITERS; w++) {
