@@ -318,9 +318,9 @@ fn new_ctx(method: *const ffi::SSL_METHOD, o: &Options) -> Result<SslCtx, String
     let no_flags = [ffi::SSL_OP_NO_TLSv1, ffi::SSL_OP_NO_TLSv1_1, ffi::SSL_OP_NO_TLSv1_2, ffi::SSL_OP_NO_TLSv1_3];
     // Versions inside the range but not listed are switched off one by one, as Valkey does.
     let mut options = ffi::SSL_OP_NO_COMPRESSION | ffi::SSL_OP_NO_RENEGOTIATION | ffi::SSL_OP_IGNORE_UNEXPECTED_EOF;
-    for i in lowest..=highest {
-        if protocols & (1 << i) == 0 {
-            options |= no_flags[i];
+    for (i, no_flag) in no_flags.iter().enumerate() {
+        if (lowest..=highest).contains(&i) && protocols & (1 << i) == 0 {
+            options |= no_flag;
         }
     }
     if o.flag("prefer-server-ciphers") {

@@ -153,7 +153,7 @@ pub unsafe extern "C" fn conn_tls_writev(c: *mut Connection, iov: *const iovec, 
 const IOV_MAX: c_int = 1024;
 
 unsafe fn iov_entries<'a>(iov: *const iovec, iovcnt: c_int) -> Result<&'a [iovec], String> {
-    if iovcnt < 0 || iovcnt > IOV_MAX {
+    if !(0..=IOV_MAX).contains(&iovcnt) {
         return Err(format!("writev: iovcnt {iovcnt} is outside 0..={}", IOV_MAX));
     }
     if iovcnt == 0 {
