@@ -133,14 +133,31 @@ pub fn build_program(source: &Path, link: Link, extra_libs: &[&str]) -> PathBuf 
     out
 }
 
-/// A new empty directory for one test run.
+/// A new empty directory for one test run. Directories of test processes that are gone
+/// are removed on first use (an install test leaves 30 MB), so only the latest run's stay
+/// to look at.
 pub fn scratch_dir() -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static CLEAN: std::sync::Once = std::sync::Once::new();
+    CLEAN.call_once(remove_dead_scratch_dirs);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = tmp_dir().join(format!("run-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create a scratch dir");
     dir
+}
+
+fn remove_dead_scratch_dirs() {
+    let Ok(entries) = std::fs::read_dir(tmp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix("run-").and_then(|rest| rest.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 /// The environment the C tests read: where the certificates are, a scratch directory.
