@@ -133,9 +133,9 @@ pub fn build_program(source: &Path, link: Link, extra_libs: &[&str]) -> PathBuf 
     out
 }
 
-/// A new empty directory for one test run. Directories of test processes that are gone
-/// are removed on first use (an install test leaves 30 MB), so only the latest run's stay
-/// to look at.
+/// A new empty directory for one test run. On first use, the directories of test
+/// programs that have exited are removed (an install test leaves 30 MB): what stays is
+/// the running or last test program's.
 pub fn scratch_dir() -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     static CLEAN: std::sync::Once = std::sync::Once::new();
