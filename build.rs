@@ -1,8 +1,9 @@
 //! Gives the shared library its soname, so distros can package it as libconntls.so.0
 //! without cargo-c.
 
-/// The ABI version: bumped only when a released function changes signature or meaning.
-/// Cargo-c metadata in Cargo.toml and the Makefile use the same number.
+/// The ABI version: bumped only when a released function changes signature or meaning,
+/// together with the crate's major version, from which cargo-c takes its soname
+/// (Cargo.toml); the Makefile uses the same number.
 const ABI_VERSION: &str = "0";
 
 fn main() {

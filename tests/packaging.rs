@@ -103,3 +103,15 @@ fn destdir_install_for_packagers() {
     let pc = std::fs::read_to_string(lib.join("pkgconfig/conntls.pc")).unwrap();
     assert!(pc.contains("prefix=/usr\n") && pc.contains("libdir=/usr/lib/x86_64-linux-gnu\n") && pc.contains("Requires.private: openssl"), "{pc}");
 }
+
+/// Packagers who build with cargo-c get the soname from the crate's major version
+/// (`version_suffix_components = 1` in Cargo.toml): it must be the one build.rs and the
+/// Makefile give. (CI has no cargo-c; README says how it was checked.)
+#[test]
+fn cargo_c_metadata_gives_the_same_soname() {
+    let read = |f: &str| std::fs::read_to_string(root().join(f)).unwrap();
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    assert!(read("Cargo.toml").contains("\n[package.metadata.capi.library]\nversion_suffix_components = 1\n"));
+    assert!(read("build.rs").contains(&format!("const ABI_VERSION: &str = \"{major}\";")));
+    assert!(read("Makefile").contains(&format!("\nABI := {major}\n")));
+}
