@@ -13,9 +13,9 @@ fn stdout_of(cmd: &mut Command) -> String {
 
 #[test]
 fn header_is_current() {
-    // Built by `make test` (cargo build --workspace) with the pinned cbindgen.
-    let tool = lib_dir().join("gen-header");
-    assert!(tool.exists(), "{} missing: run `cargo build --release --workspace` (make test does)", tool.display());
+    // Built by `make test` (make header-tool) with the pinned cbindgen, in its own workspace.
+    let tool = root().join("tools/gen-header/target/release/gen-header");
+    assert!(tool.exists(), "{} missing: run `make header-tool` (make test does)", tool.display());
     stdout_of(Command::new(tool).arg("--check"));
 }
 
@@ -30,23 +30,69 @@ fn header_version_matches_the_crate() {
 
 #[test]
 fn soname_is_libconntls_so_0() {
-    let dynamic = stdout_of(Command::new("readelf").arg("-d").arg(lib_dir().join("libconntls.so")));
+    let dynamic = stdout_of(Command::new("readelf").arg("-d").arg(lib_dir().join("libconntls.so.0")));
     assert!(dynamic.contains("Library soname: [libconntls.so.0]"), "{dynamic}");
+}
+
+/// The exported functions, without their versions; and the version of each.
+fn exports() -> Vec<(String, String)> {
+    let nm = stdout_of(Command::new("nm").args(["-D", "--defined-only"]).arg(lib_dir().join("libconntls.so.0")));
+    let mut exported: Vec<(String, String)> = nm
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|sym| sym.contains('@')) // the version node itself is listed, unversioned
+        .map(|sym| {
+            let (name, version) = sym.split_once('@').unwrap();
+            (name.to_string(), version.trim_start_matches('@').to_string())
+        })
+        .collect();
+    exported.sort();
+    exported
+}
+
+fn expected_exports() -> Vec<String> {
+    std::fs::read_to_string(root().join("tests/exported-symbols.txt")).unwrap().lines().map(String::from).collect()
 }
 
 #[test]
 fn exports_exactly_the_api() {
-    let nm = stdout_of(Command::new("nm").args(["-D", "--defined-only"]).arg(lib_dir().join("libconntls.so")));
-    let mut exported: Vec<&str> = nm.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
-    exported.sort();
-    let expected = std::fs::read_to_string(root().join("tests/exported-symbols.txt")).unwrap();
-    let expected: Vec<&str> = expected.lines().collect();
-    assert_eq!(exported, expected, "exported symbols differ from tests/exported-symbols.txt");
+    let exported: Vec<String> = exports().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(exported, expected_exports(), "exported symbols differ from tests/exported-symbols.txt");
     assert!(exported.iter().all(|s| s.starts_with("conn_tls_")));
     // Every exported function is declared in the header.
     let header = std::fs::read_to_string(root().join("include/conntls.h")).unwrap();
-    for symbol in exported {
+    for symbol in &exported {
         assert!(header.contains(&format!(" {symbol}(")) || header.contains(&format!("*{symbol}(")), "{symbol} not in the header");
+    }
+}
+
+/// Every export carries a version node (not Base), the one conntls.map gives it, and the
+/// map names exactly the exported functions.
+#[test]
+fn exports_are_versioned() {
+    let map = std::fs::read_to_string(root().join("conntls.map")).unwrap();
+    let mut listed: Vec<String> =
+        map.lines().map(str::trim).filter(|l| l.starts_with("conn_tls_")).map(|l| l.trim_end_matches(';').to_string()).collect();
+    listed.sort();
+    assert_eq!(listed, expected_exports(), "conntls.map lists other functions than tests/exported-symbols.txt");
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    for (name, version) in exports() {
+        assert_eq!(version, format!("CONNTLS_{major}"), "{name} is not versioned CONNTLS_{major}");
+    }
+    // The Debian symbols file says the same (dpkg-gensymbols checks it against the build).
+    let symbols = std::fs::read_to_string(root().join("debian/libconntls0.symbols")).unwrap();
+    let mut in_symbols: Vec<String> = symbols
+        .lines()
+        .filter_map(|l| l.trim().split_once(&format!("@CONNTLS_{major} ")))
+        .map(|(name, _)| name.to_string())
+        .filter(|name| name.starts_with("conn_tls_"))
+        .collect();
+    in_symbols.sort();
+    assert_eq!(in_symbols, expected_exports(), "debian/libconntls0.symbols differs from the exports");
+    // objdump's view, as dpkg-gensymbols reads it.
+    let dynsym = stdout_of(Command::new("objdump").arg("-T").arg(lib_dir().join("libconntls.so.0")));
+    for line in dynsym.lines().filter(|l| l.contains("conn_tls_")) {
+        assert!(line.contains(&format!(" CONNTLS_{major} ")), "{line}");
     }
 }
 
@@ -87,9 +133,29 @@ fn installed_tree_links_through_pkg_config() {
         .args(["-lcrypto", "-o"])
         .arg(&exe);
     stdout_of(&mut cc);
-    let linked = stdout_of(Command::new("ldd").arg(&exe));
+    let linked = stdout_of(Command::new("ldd").arg(&exe).env_remove("LD_LIBRARY_PATH"));
     assert!(linked.contains(&format!("{}/libconntls.so.0", lib.display())), "{linked}");
     run_ok(&mut Command::new(&exe));
+
+    // Static linking as the README says, with the .so installed beside the .a: the
+    // program needs no libconntls.so at all.
+    let static_exe = scratch_dir().join("session-static");
+    let static_flags = stdout_of(
+        Command::new("pkg-config").env("PKG_CONFIG_PATH", lib.join("pkgconfig")).args(["--cflags", "--libs", "conntls-static"]),
+    );
+    assert!(static_flags.contains(&format!("{}/libconntls.a", lib.display())), "{static_flags}");
+    let mut cc = Command::new("cc");
+    cc.args(["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror"])
+        .arg("-iquote")
+        .arg(root().join("c_tests"))
+        .arg(root().join("c_tests/session.c"))
+        .args(static_flags.split_whitespace())
+        .arg("-o")
+        .arg(&static_exe);
+    stdout_of(&mut cc);
+    let linked = stdout_of(Command::new("ldd").arg(&static_exe).env_remove("LD_LIBRARY_PATH"));
+    assert!(!linked.contains("libconntls"), "{linked}");
+    run_ok(&mut Command::new(&static_exe));
 }
 
 #[test]
@@ -97,7 +163,7 @@ fn destdir_install_for_packagers() {
     let dest = scratch_dir();
     make_install(&["PREFIX=/usr".into(), "LIBDIR=/usr/lib/x86_64-linux-gnu".into(), format!("DESTDIR={}", dest.display())]);
     let lib = dest.join("usr/lib/x86_64-linux-gnu");
-    for f in ["libconntls.so", "libconntls.so.0", "libconntls.a", "pkgconfig/conntls.pc"] {
+    for f in ["libconntls.so", "libconntls.so.0", "libconntls.a", "pkgconfig/conntls.pc", "pkgconfig/conntls-static.pc"] {
         assert!(lib.join(f).exists(), "{f} missing");
     }
     let pc = std::fs::read_to_string(lib.join("pkgconfig/conntls.pc")).unwrap();
@@ -105,13 +171,13 @@ fn destdir_install_for_packagers() {
 }
 
 /// Packagers who build with cargo-c get the soname from the crate's major version
-/// (`version_suffix_components = 1` in Cargo.toml): it must be the one build.rs and the
-/// Makefile give. (CI has no cargo-c; README says how it was checked.)
+/// (`version_suffix_components = 1` in Cargo.toml): it must be the one the Makefile links
+/// and conntls.map versions. (CI has no cargo-c; README says how it was checked.)
 #[test]
 fn cargo_c_metadata_gives_the_same_soname() {
     let read = |f: &str| std::fs::read_to_string(root().join(f)).unwrap();
     let major = env!("CARGO_PKG_VERSION_MAJOR");
     assert!(read("Cargo.toml").contains("\n[package.metadata.capi.library]\nversion_suffix_components = 1\n"));
-    assert!(read("build.rs").contains(&format!("const ABI_VERSION: &str = \"{major}\";")));
     assert!(read("Makefile").contains(&format!("\nABI := {major}\n")));
+    assert!(read("conntls.map").contains(&format!("\nCONNTLS_{major} {{\n")));
 }

@@ -1,0 +1,107 @@
+//! The Debian packages: from a copy of the tree, vendored as a release would be
+//! (scripts/vendor.sh), `dpkg-buildpackage -us -uc -b -d` builds libconntls0,
+//! libconntls-dev and libconntls0-dbgsym offline; lintian finds no error or warning; the
+//! packages install, a C program builds against them with pkg-config and runs; they are
+//! purged again. Needs root and debhelper, lintian and dpkg-dev (`.ci/run` installs
+//! them); skipped, loudly, where they are missing.
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::Command;
+
+fn have(tool: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// Purges the packages when the test ends, whichever way.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "libconntls-dev", "libconntls0"]).output();
+    }
+}
+
+#[test]
+fn builds_installs_and_links() {
+    let missing: Vec<&str> = ["dpkg-buildpackage", "dh", "lintian", "dpkg"].into_iter().filter(|t| !have(t)).collect();
+    let root_user = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !missing.is_empty() || !root_user {
+        println!("SKIPPED builds_installs_and_links: needs root and {missing:?} (debhelper, lintian, dpkg-dev)");
+        return;
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    let scratch = scratch_dir();
+    let tree = scratch.join(format!("conntls-{version}"));
+    std::fs::create_dir_all(&tree).unwrap();
+    run(Command::new("bash")
+        .arg("-c")
+        .arg("git ls-files -z -co --exclude-standard | tar --null -cf - -T - | tar -xf - -C \"$0\"")
+        .arg(&tree)
+        .current_dir(root()));
+    println!("{}", run(Command::new(tree.join("scripts/vendor.sh")).current_dir(&tree)).lines().last().unwrap_or(""));
+    // -d: the Rust toolchain (>= 1.80) comes from rustup here, not from Debian 12's rustc
+    // 1.63 (debian/README.source). make test's RUSTFLAGS are not the package's.
+    let build = Command::new("dpkg-buildpackage")
+        .args(["-us", "-uc", "-b", "-d"])
+        .current_dir(&tree)
+        .env_remove("RUSTFLAGS")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("run dpkg-buildpackage");
+    let log = String::from_utf8_lossy(&build.stdout).into_owned() + &String::from_utf8_lossy(&build.stderr);
+    assert!(build.status.success(), "dpkg-buildpackage failed:\n{log}");
+    let deb = |name: &str| scratch.join(format!("{name}_{version}-1_amd64.deb"));
+    for package in ["libconntls0", "libconntls-dev", "libconntls0-dbgsym"] {
+        assert!(deb(package).exists(), "{} was not built", deb(package).display());
+    }
+
+    let changes = scratch.join(format!("conntls_{version}-1_amd64.changes"));
+    let lint = Command::new("lintian").args(["--fail-on", "error,warning", "--info"]).arg(&changes).output().unwrap();
+    let report = String::from_utf8_lossy(&lint.stdout).into_owned();
+    println!("lintian:\n{report}");
+    assert!(lint.status.success(), "lintian reports errors or warnings:\n{report}");
+    assert!(!report.lines().any(|l| l.starts_with("E: ") || l.starts_with("W: ")), "{report}");
+
+    let _installed = Installed;
+    run(Command::new("dpkg").arg("-i").arg(deb("libconntls0")).arg(deb("libconntls-dev")));
+    // A copy that `make install` put under /usr/local would shadow the packaged one at
+    // every step (pkg-config and cc search /usr/local first, ld.so.conf lists /usr/local/lib
+    // first), so each step names the packaged directories: the packaged conntls.pc,
+    // testutil.h's "conntls.h" from /usr/include, -lconntls and the loader from multiarch.
+    let multiarch = "/usr/lib/x86_64-linux-gnu";
+    let installed = Path::new(multiarch).join("libconntls.so.0");
+    assert!(run(Command::new("objdump").arg("-T").arg(&installed)).contains(" CONNTLS_0 "), "installed library is not versioned");
+    let packaged_pc = |args: &[&str]| {
+        run(Command::new("pkg-config")
+            .args(args)
+            .env_remove("PKG_CONFIG_PATH")
+            .env("PKG_CONFIG_LIBDIR", format!("{multiarch}/pkgconfig:/usr/lib/pkgconfig:/usr/share/pkgconfig")))
+    };
+    assert_eq!(packaged_pc(&["--variable=libdir", "conntls"]).trim(), multiarch);
+    let flags = packaged_pc(&["--cflags", "--libs", "conntls"]);
+    let exe = scratch.join("session-packaged");
+    run(Command::new("cc")
+        .args(["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-iquote"])
+        .arg(root().join("c_tests"))
+        .args(["-iquote", "/usr/include"])
+        .arg(root().join("c_tests/session.c"))
+        .arg(format!("-L{multiarch}"))
+        .args(flags.split_whitespace())
+        .args(["-lcrypto", "-o"])
+        .arg(&exe));
+    let linked = run(Command::new("ldd").arg(&exe).env("LD_LIBRARY_PATH", multiarch));
+    assert!(linked.contains(&format!("libconntls.so.0 => {multiarch}/libconntls.so.0")), "{linked}");
+    run_ok(Command::new(&exe).env("LD_LIBRARY_PATH", multiarch));
+    drop(_installed);
+    assert!(!installed.exists(), "the packages were not purged");
+    std::fs::remove_dir_all(&scratch).ok();
+}
