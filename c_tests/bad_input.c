@@ -1,6 +1,8 @@
 /* Bad input gets its status code and a message, changes nothing, and never crashes:
  * config errors, every context file error, NULL handles for every function, bad fds and
  * bad iovecs. Run under ASan/UBSan and valgrind too, so leaks on error paths show. */
+#include <limits.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -84,9 +86,9 @@ static void context_errors(void) {
     const char *ca_not_pem[] = {"ca-cert-file", garbage, NULL};
     expect_ctx_error(ca_not_pem, "ca-cert-file", "not PEM");
 
-    /* A directory where a file is expected cannot be read. */
+    /* A directory where a file is expected is refused for what it is. */
     const char *dir_as_file[] = {"cert-file", "/", "key-file", cert("server.key"), "auth-clients", "no", NULL};
-    expect_ctx_error(dir_as_file, "cert-file '/'", "cannot be read");
+    expect_ctx_error(dir_as_file, "cert-file '/'", "not a regular file (it is a directory)");
 
     const char *wrong_pass[] = {"cert-file", cert("server.crt"), "key-file", cert("server-enc.key"),
                                 "key-file-pass", "wrong", "auth-clients", "no", NULL};
@@ -155,6 +157,70 @@ static void context_errors(void) {
 
     CHECK(conn_tls_ctx_new(NULL, err, sizeof err) == NULL);
     CHECK_CONTAINS(err, "NULL");
+}
+
+/* Files that are not regular files are refused at once, without blocking, and sizes are
+ * capped; paths are bytes. An alarm ends the test if a call blocks. */
+static void hostile_files(void) {
+    const char *tmp = getenv("CONNTLS_TMP") ? getenv("CONNTLS_TMP") : "/tmp";
+    alarm(20);
+    const char *zero[] = {"cert-file", "/dev/zero", "key-file", cert("server.key"), "auth-clients", "no", NULL};
+    expect_ctx_error(zero, "cert-file '/dev/zero'", "not a regular file (it is a character device)");
+    const char *zero_ca[] = {"ca-cert-file", "/dev/zero", NULL};
+    expect_ctx_error(zero_ca, "ca-cert-file", "character device");
+
+    char fifo[256];
+    snprintf(fifo, sizeof fifo, "%s/ca.fifo", tmp);
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    const char *fifo_ca[] = {"ca-cert-file", fifo, NULL};
+    expect_ctx_error(fifo_ca, fifo, "not a regular file (it is a FIFO)");
+
+    /* Sparse files: a multi-GiB one and one a byte over the 8 MiB cap. */
+    char huge[256], over[256];
+    snprintf(huge, sizeof huge, "%s/huge.pem", tmp);
+    snprintf(over, sizeof over, "%s/over.pem", tmp);
+    int fd = open(huge, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)9 << 30) == 0);
+    close(fd);
+    fd = open(over, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, ((off_t)8 << 20) + 1) == 0);
+    close(fd);
+    const char *huge_ca[] = {"ca-cert-file", huge, NULL};
+    expect_ctx_error(huge_ca, huge, "larger than the 8 MiB");
+    const char *over_cert[] = {"cert-file", over, "key-file", cert("server.key"), "auth-clients", "no", NULL};
+    expect_ctx_error(over_cert, "cert-file", "larger than the 8 MiB");
+
+    /* ca-cert-dir must be a directory; in one, a FIFO is skipped, not waited on. */
+    const char *file_as_dir[] = {"ca-cert-dir", cert("ca.crt"), NULL};
+    expect_ctx_error(file_as_dir, "ca-cert-dir", "not a directory (it is a regular file)");
+    char dir[256], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/cadir", tmp);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s' && cp '%s' '%s/' && mkfifo '%s/fifo'", dir, dir, cert("ca.crt"), dir, dir);
+    CHECK(system(cmd) == 0);
+    conn_tls_ctx_free(ctx_from(config_of("ca-cert-dir", dir, NULL)));
+
+    /* A path that is not UTF-8 is still a path. */
+    char odd[256];
+    snprintf(odd, sizeof odd, "%s/ca-\xff\xfe.crt", tmp);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", cert("ca.crt"), odd);
+    CHECK(system(cmd) == 0);
+    conn_tls_ctx *ctx = ctx_from(config_of("ca-cert-file", odd, NULL));
+    size_t count = 0;
+    int64_t not_after = 0;
+    CHECK(conn_tls_ctx_cert_info(ctx, CONN_TLS_CERT_CA, &not_after, &count, NULL, 0) >= 0);
+    CHECK_EQ(count, 1);
+    conn_tls_ctx_free(ctx);
+    /* Text options must be UTF-8, and the message names the option. */
+    expect_set_error("ciphers", "HIGH\xff", "option 'ciphers': value is not UTF-8");
+    expect_set_error("protocols", "TLSv1.3\xc3", "option 'protocols'");
+    alarm(0);
+    unlink(fifo);
+    unlink(huge);
+    unlink(over);
+    unlink(odd);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
 }
 
 static int log_calls, last_level;
@@ -266,14 +332,40 @@ static void bad_iov(void) {
     CHECK_EQ(conn_tls_writev(c, smalls, 300), CONN_TLS_EINVAL);
     CHECK_CONTAINS(conn_tls_last_error(c), "iov[299]");
     CHECK_EQ(conn_tls_pending_write(c), 0);
+    /* Lengths writev(2) refuses are refused before any buffer is read (buf has 8 bytes):
+     * one above SSIZE_MAX, or lengths adding up past it, wherever they sit. */
+    CHECK_EQ(conn_tls_write(c, buf, SIZE_MAX), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(c), "SSIZE_MAX");
+    CHECK_EQ(conn_tls_write(c, buf, (size_t)SSIZE_MAX + 1), CONN_TLS_EINVAL);
+    struct iovec too_long[2] = {{buf, 3}, {buf, SIZE_MAX}};
+    CHECK_EQ(conn_tls_writev(c, too_long, 2), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(c), "iov[1] has a length above SSIZE_MAX");
+    struct iovec halves[2] = {{buf, SSIZE_MAX / 2 + 1}, {buf, SSIZE_MAX / 2 + 1}};
+    CHECK_EQ(conn_tls_writev(c, halves, 2), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(c), "add up to more than SSIZE_MAX");
+    /* The piece that takes the sum past SSIZE_MAX is the last one (found by fuzz_iov). */
+    struct iovec last_too_much[2] = {{buf, 3}, {buf, SSIZE_MAX}};
+    CHECK_EQ(conn_tls_writev(c, last_too_much, 2), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(c), "add up to more than SSIZE_MAX");
+    struct iovec late_sum[3] = {{buf, 3}, {buf, SSIZE_MAX - 2}, {buf, 5}};
+    CHECK_EQ(conn_tls_writev(c, late_sum, 3), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(c), "add up to more than SSIZE_MAX");
+    CHECK_EQ(conn_tls_pending_write(c), 0);
     /* Nothing to write returns 0; a NULL base with length 0 is fine. */
     CHECK_EQ(conn_tls_writev(c, NULL, 0), 0);
     iov[1].iov_len = 0;
     CHECK_EQ(conn_tls_write(c, NULL, 0), 0);
-    /* None of that changed the stream: the peer gets exactly what was written after. */
+    /* None of that changed the stream: the peer gets exactly what was written after. A
+     * read with a huge len reads what there is (len is clamped, as read(2) does). */
     CHECK_EQ(conn_tls_writev(c, iov, 2), 3);
-    char got[3];
-    CHECK_EQ(read_exact(s, sv[0], got, 3, 5), 0);
+    char got[64];
+    ssize_t n;
+    double deadline = now_s() + 5;
+    while ((n = conn_tls_read(s, got, SIZE_MAX)) == CONN_TLS_WANT_READ && now_s() < deadline) {
+        struct pollfd pfd = {.fd = sv[0], .events = POLLIN};
+        poll(&pfd, 1, 100);
+    }
+    CHECK_EQ(n, 3);
     CHECK(memcmp(got, "abc", 3) == 0);
     /* Socket options on a socket that is not TCP are refused, with a reason. */
     CHECK_EQ(conn_tls_set_user_timeout(c, 1000), CONN_TLS_EINVAL);
@@ -325,6 +417,7 @@ int main(void) {
     CHECK(strcmp(conn_tls_version(), CONN_TLS_VERSION) == 0);
     config_errors();
     context_errors();
+    hostile_files();
     null_handles();
     bad_fds();
     bad_iov();

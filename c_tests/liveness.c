@@ -4,11 +4,17 @@
  *       loopback: the context options tcp-user-timeout / tcp-keepalive and the client
  *       defaults land on the sockets; explicit calls override them.
  *   liveness blackhole SRV_NS CLI_NS SRV_DEV SRV_ADDR
- *       in network namespaces made by the test harness: a conntls server in SRV_NS, three
+ *       in network namespaces made by the test harness: a conntls server in SRV_NS, six
  *       conntls clients in CLI_NS. After traffic flows, SRV_DEV goes down (no RST):
  *         - a client writing with a 2 s user timeout gets ERR "timed out" within 3.5 s;
  *         - a client writing without user timeout or keepalive is still undetected at 10 s;
- *         - an idle client with keepalive 2/1/3 gets ERR "timed out" within 2+1*3+1 s. */
+ *         - an idle client with keepalive 2/1/3 (user timeout off) gets ERR "timed out"
+ *           within 2+1*3+1 s;
+ *         - an idle client left with the library's defaults, then given keepalive 1/1/2,
+ *           gets ERR within 1+1*2+1 s: the default 30 s user timeout must not stretch it;
+ *         - an idle client from a context with tcp-keepalive 1 (1/1/3), within 1+1*3+1 s;
+ *         - an idle client whose caller set a 6 s user timeout and then keepalive 1/1/2:
+ *           the caller's user timeout wins, ERR after 6 s, within 6+1+1 s. */
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -61,12 +67,46 @@ static int options(void) {
     CHECK_EQ(sockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT), 30000);
     CHECK_EQ(sockopt(c, SOL_SOCKET, SO_KEEPALIVE), 1);
     CHECK_EQ(sockopt(c, IPPROTO_TCP, TCP_KEEPIDLE), 15);
+    /* Keepalive from the caller moves the library's default user timeout with it (to half
+     * an interval before the last probe's answer is due), and keepalive off restores it. */
+    CHECK_EQ(conn_tls_set_keepalive(cc, 1, 1, 2), CONN_TLS_OK);
+    CHECK_EQ(sockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT), 2500);
+    CHECK_EQ(conn_tls_set_keepalive(cc, 0, 0, 0), CONN_TLS_OK);
+    CHECK_EQ(sockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT), 30000);
+    /* A user timeout the caller set is the caller's: keepalive leaves it alone. */
     CHECK_EQ(conn_tls_set_user_timeout(cc, 0), CONN_TLS_OK);
+    CHECK_EQ(sockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT), 0);
+    CHECK_EQ(conn_tls_set_keepalive(cc, 1, 1, 2), CONN_TLS_OK);
     CHECK_EQ(sockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT), 0);
     conn_tls_free(sc);
     conn_tls_free(cc);
     close(c);
     close(s);
+
+    /* The tcp-keepalive option sets the pace of a client's default user timeout too; an
+     * explicit tcp-user-timeout option is the caller's and stays. */
+    conn_tls_ctx *ka = ctx_from(config_of("ca-cert-file", cert("ca.crt"), "tcp-keepalive", "9", NULL));
+    conn_tls_ctx *ka_ut = ctx_from(config_of("ca-cert-file", cert("ca.crt"), "tcp-keepalive", "9",
+                                             "tcp-user-timeout", "60000", NULL));
+    tcp_pair(&c, &s);
+    cc = conn_tls_new_client(ka, c, "localhost");
+    CHECK(cc);
+    CHECK_EQ(sockopt(c, IPPROTO_TCP, TCP_KEEPIDLE), 9);
+    CHECK_EQ(sockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT), 9000 + 3 * 3000 - 1500);
+    conn_tls_free(cc);
+    close(c);
+    close(s);
+    tcp_pair(&c, &s);
+    cc = conn_tls_new_client(ka_ut, c, "localhost");
+    CHECK(cc);
+    CHECK_EQ(sockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT), 60000);
+    CHECK_EQ(conn_tls_set_keepalive(cc, 1, 1, 2), CONN_TLS_OK);
+    CHECK_EQ(sockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT), 60000);
+    conn_tls_free(cc);
+    close(c);
+    close(s);
+    conn_tls_ctx_free(ka);
+    conn_tls_ctx_free(ka_ut);
     conn_tls_ctx_free(srv);
     conn_tls_ctx_free(plain);
     conn_tls_ctx_free(cli);
@@ -83,7 +123,7 @@ static void enter_netns(const char *name) {
     close(fd);
 }
 
-enum { PORT = 7443, CLIENTS = 3 };
+enum { PORT = 7443, CLIENTS = 6 };
 
 /* The server: handshakes every connection and reads whatever comes, until killed. */
 static void serve(const char *addr, int ready_fd) {
@@ -129,6 +169,8 @@ static int blackhole(const char *srv_ns, const char *cli_ns, const char *srv_dev
     enter_netns(cli_ns);
 
     conn_tls_ctx *ctx = client_ctx();
+    conn_tls_ctx *ka_ctx = ctx_from(config_of("ca-cert-file", cert("ca.crt"), "tcp-keepalive", "1", NULL));
+    enum { TIMED = 0, CONTROL = 1, IDLE = 2, DEFAULTS_THEN_KEEPALIVE = 3, OPTION_KEEPALIVE = 4, CALLER_TIMEOUT_WINS = 5 };
     int fds[CLIENTS];
     conn_tls *c[CLIENTS];
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(PORT)};
@@ -137,7 +179,7 @@ static int blackhole(const char *srv_ns, const char *cli_ns, const char *srv_dev
         fds[i] = socket(AF_INET, SOCK_STREAM, 0);
         CHECK(connect(fds[i], (struct sockaddr *)&a, sizeof a) == 0);
         set_nonblocking(fds[i]);
-        c[i] = conn_tls_new_client(ctx, fds[i], "localhost");
+        c[i] = conn_tls_new_client(i == OPTION_KEEPALIVE ? ka_ctx : ctx, fds[i], "localhost");
         CHECK(c[i]);
         double deadline = now_s() + 10;
         int h;
@@ -149,26 +191,28 @@ static int blackhole(const char *srv_ns, const char *cli_ns, const char *srv_dev
         static char hello[4096];
         CHECK_EQ(write_all(c[i], fds[i], hello, sizeof hello, 5), 0);
     }
-    enum { TIMED = 0, CONTROL = 1, IDLE = 2 };
     CHECK_EQ(conn_tls_set_user_timeout(c[TIMED], 2000), CONN_TLS_OK);
     CHECK_EQ(conn_tls_set_keepalive(c[TIMED], 0, 0, 0), CONN_TLS_OK);
     CHECK_EQ(conn_tls_set_user_timeout(c[CONTROL], 0), CONN_TLS_OK);
     CHECK_EQ(conn_tls_set_keepalive(c[CONTROL], 0, 0, 0), CONN_TLS_OK);
     CHECK_EQ(conn_tls_set_user_timeout(c[IDLE], 0), CONN_TLS_OK);
     CHECK_EQ(conn_tls_set_keepalive(c[IDLE], 2, 1, 3), CONN_TLS_OK);
+    CHECK_EQ(conn_tls_set_keepalive(c[DEFAULTS_THEN_KEEPALIVE], 1, 1, 2), CONN_TLS_OK);
+    CHECK_EQ(conn_tls_set_user_timeout(c[CALLER_TIMEOUT_WINS], 6000), CONN_TLS_OK);
+    CHECK_EQ(conn_tls_set_keepalive(c[CALLER_TIMEOUT_WINS], 1, 1, 2), CONN_TLS_OK);
     usleep(200000); /* let the traffic so far be acknowledged */
 
     char cmd[256];
     snprintf(cmd, sizeof cmd, "ip -n %s link set %s down", srv_ns, srv_dev);
     CHECK(system(cmd) == 0);
-    double down = now_s(), detected[CLIENTS] = {0, 0, 0};
+    double down = now_s(), detected[CLIENTS] = {0};
     char why[CLIENTS][256];
     static char chunk[1024];
     while (now_s() - down < 10.5) {
         for (int i = 0; i < CLIENTS; i++) {
             if (detected[i]) continue;
             ssize_t n;
-            if (i == IDLE) {
+            if (i != TIMED && i != CONTROL) {
                 char b[16];
                 n = conn_tls_read(c[i], b, sizeof b);
             } else {
@@ -186,6 +230,9 @@ static int blackhole(const char *srv_ns, const char *cli_ns, const char *srv_dev
            "control %s after %.1f s\n",
            detected[TIMED], detected[TIMED] ? why[TIMED] : "-", detected[IDLE], detected[IDLE] ? why[IDLE] : "-",
            detected[CONTROL] ? "DETECTED" : "still undetected", now_s() - down);
+    printf("black hole, idle: defaults then keepalive 1/1/2 detected after %.2f s; tcp-keepalive 1 option after %.2f s; "
+           "caller's 6 s user timeout with keepalive 1/1/2 after %.2f s\n",
+           detected[DEFAULTS_THEN_KEEPALIVE], detected[OPTION_KEEPALIVE], detected[CALLER_TIMEOUT_WINS]);
     kill(server, SIGKILL);
     waitpid(server, NULL, 0);
     CHECK(detected[TIMED] > 1.5 && detected[TIMED] <= 3.5);
@@ -193,11 +240,18 @@ static int blackhole(const char *srv_ns, const char *cli_ns, const char *srv_dev
     CHECK(detected[IDLE] > 1.5 && detected[IDLE] <= 2 + 1 * 3 + 1);
     CHECK_CONTAINS(why[IDLE], "timed out");
     CHECK(detected[CONTROL] == 0);
+    CHECK(detected[DEFAULTS_THEN_KEEPALIVE] > 0.5 && detected[DEFAULTS_THEN_KEEPALIVE] <= 1 + 1 * 2 + 1);
+    CHECK_CONTAINS(why[DEFAULTS_THEN_KEEPALIVE], "timed out");
+    CHECK(detected[OPTION_KEEPALIVE] > 0.5 && detected[OPTION_KEEPALIVE] <= 1 + 1 * 3 + 1);
+    CHECK_CONTAINS(why[OPTION_KEEPALIVE], "timed out");
+    CHECK(detected[CALLER_TIMEOUT_WINS] >= 5.5 && detected[CALLER_TIMEOUT_WINS] <= 6 + 1 + 1);
+    CHECK_CONTAINS(why[CALLER_TIMEOUT_WINS], "timed out");
     for (int i = 0; i < CLIENTS; i++) {
         conn_tls_free(c[i]);
         close(fds[i]);
     }
     conn_tls_ctx_free(ctx);
+    conn_tls_ctx_free(ka_ctx);
     return 0;
 }
 

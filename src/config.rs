@@ -1,17 +1,24 @@
 //! Options, named and spelled like Valkey's `tls-*` settings without the prefix.
 //! `set` checks syntax only; files and cipher strings are checked when a context is built.
+//!
+//! Values are bytes: a file option is a Linux path, which need not be UTF-8, and so is a
+//! passphrase. Only options whose value is text (protocols, cipher lists, numbers...)
+//! must be UTF-8.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Mutex;
 
 /// How an option's value is checked and read.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
-    /// A file or directory path; "" unsets it.
+    /// A file or directory path, any bytes; "" unsets it.
     Path,
-    /// A passphrase; "" unsets it.
+    /// A passphrase, any bytes; "" unsets it.
     Secret,
-    /// Free text checked later by OpenSSL (cipher lists); "" unsets it.
+    /// Free text checked later by OpenSSL (cipher lists, groups); "" unsets it.
     Text,
     /// yes / no.
     Bool,
@@ -37,11 +44,13 @@ const OPTIONS: &[(&str, Kind, Option<&str>)] = &[
     ("protocols", Kind::Protocols, Some("TLSv1.2 TLSv1.3")),
     ("ciphers", Kind::Text, None),
     ("ciphersuites", Kind::Text, None),
+    ("groups", Kind::Text, None),
     ("prefer-server-ciphers", Kind::Bool, Some("no")),
     ("session-caching", Kind::Bool, Some("yes")),
     ("session-cache-size", Kind::Number, Some("20480")),
     ("session-cache-timeout", Kind::Number, Some("300")),
     ("auth-clients", Kind::AuthClients, Some("yes")),
+    ("verify-server-name", Kind::Bool, Some("yes")),
     ("tcp-user-timeout", Kind::Number, None),
     ("tcp-keepalive", Kind::Number, None),
 ];
@@ -59,14 +68,15 @@ pub enum AuthClients {
 /// A checked snapshot of every option; what a context generation is built from.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Options {
-    values: BTreeMap<&'static str, String>,
+    /// Text options hold UTF-8 (checked by `set`); paths and passphrases any bytes.
+    values: BTreeMap<&'static str, Vec<u8>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         let values = OPTIONS
             .iter()
-            .filter_map(|(name, _, default)| default.map(|d| (*name, d.to_string())))
+            .filter_map(|(name, _, default)| default.map(|d| (*name, d.as_bytes().to_vec())))
             .collect();
         Options { values }
     }
@@ -74,7 +84,7 @@ impl Default for Options {
 
 impl Options {
     /// Sets one option after checking its syntax; on error nothing changes.
-    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+    pub fn set(&mut self, name: &str, value: &[u8]) -> Result<(), String> {
         let Some(&(key, kind, _)) = OPTIONS.iter().find(|(n, _, _)| *n == name) else {
             return Err(format!("unknown option '{name}'"));
         };
@@ -86,9 +96,24 @@ impl Options {
         Ok(())
     }
 
-    /// The value as set, or None when unset.
+    /// The value of a text option as set, or None when unset. (`set` admits only UTF-8
+    /// for text options; paths and passphrases are read with `path` and `bytes`.)
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        self.values.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The value of a file option, or None when unset.
+    pub fn path(&self, name: &str) -> Option<&Path> {
+        self.values.get(name).map(|v| Path::new(OsStr::from_bytes(v)))
+    }
+
+    /// The value as bytes (a passphrase), or None when unset.
+    pub fn bytes(&self, name: &str) -> Option<&[u8]> {
+        self.values.get(name).map(Vec::as_slice)
+    }
+
+    pub fn is_set(&self, name: &str) -> bool {
+        self.values.contains_key(name)
     }
 
     pub fn flag(&self, name: &str) -> bool {
@@ -113,26 +138,42 @@ impl Options {
         list.split(' ').filter_map(|p| PROTOCOL_NAMES.iter().position(|n| *n == p)).fold(0, |set, i| set | 1 << i)
     }
 
-    /// Every option as `name=value` lines: what a generation's fingerprint is taken over.
-    pub fn canonical(&self) -> String {
-        self.values.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+    /// Every option as length-prefixed name and value: what a generation's fingerprint is
+    /// taken over.
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in &self.values {
+            for part in [name.as_bytes(), value.as_slice()] {
+                out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                out.extend_from_slice(part);
+            }
+        }
+        out
     }
 }
 
-fn normalize(name: &str, kind: Kind, value: &str) -> Result<Option<String>, String> {
+fn normalize(name: &str, kind: Kind, value: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    if matches!(kind, Kind::Path | Kind::Secret) {
+        return Ok((!value.is_empty()).then(|| value.to_vec()));
+    }
+    let Ok(value) = std::str::from_utf8(value) else {
+        return Err(format!("option '{name}': value is not UTF-8 (this option is text)"));
+    };
     let bad = |what: &str| Err(format!("option '{name}': {what}, got '{value}'"));
+    let text = |v: String| Ok(Some(v.into_bytes()));
     match kind {
-        Kind::Path | Kind::Secret | Kind::Text => Ok((!value.is_empty()).then(|| value.to_string())),
+        Kind::Path | Kind::Secret => unreachable!("handled above"),
+        Kind::Text => Ok((!value.is_empty()).then(|| value.as_bytes().to_vec())),
         Kind::Bool => match value.to_ascii_lowercase().as_str() {
-            "yes" | "no" => Ok(Some(value.to_ascii_lowercase())),
+            "yes" | "no" => text(value.to_ascii_lowercase()),
             _ => bad("expected yes or no"),
         },
         Kind::AuthClients => match value.to_ascii_lowercase().as_str() {
-            "yes" | "no" | "optional" => Ok(Some(value.to_ascii_lowercase())),
+            "yes" | "no" | "optional" => text(value.to_ascii_lowercase()),
             _ => bad("expected no, yes or optional"),
         },
         Kind::Number => match value.trim().parse::<u32>() {
-            Ok(n) => Ok(Some(n.to_string())),
+            Ok(n) => text(n.to_string()),
             Err(_) => bad("expected a non-negative integer below 2^32"),
         },
         Kind::Protocols => {
@@ -150,7 +191,7 @@ fn normalize(name: &str, kind: Kind, value: &str) -> Result<Option<String>, Stri
                 set = 0b1100;
             }
             let names: Vec<&str> = (0..4).filter(|i| set & (1 << i) != 0).map(|i| PROTOCOL_NAMES[i]).collect();
-            Ok(Some(names.join(" ")))
+            text(names.join(" "))
         }
     }
 }
@@ -163,7 +204,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn set(&self, name: &str, value: &str) -> Result<(), String> {
+    pub fn set(&self, name: &str, value: &[u8]) -> Result<(), String> {
         self.options.lock().unwrap_or_else(|e| e.into_inner()).set(name, value)
     }
 
@@ -175,6 +216,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
 
     #[test]
     fn defaults_follow_valkey() {
@@ -184,35 +226,47 @@ mod tests {
         assert_eq!(o.auth_clients(), AuthClients::Yes);
         assert!(o.flag("session-caching"));
         assert_eq!(o.number("session-cache-size"), Some(20480));
-        assert_eq!(o.get("cert-file"), None);
+        assert_eq!(o.path("cert-file"), None);
     }
 
     #[test]
     fn rejected_values_leave_the_old_one() {
         let mut o = Options::default();
-        o.set("session-cache-size", "100").unwrap();
-        let err = o.set("session-cache-size", "-1").unwrap_err();
+        o.set("session-cache-size", b"100").unwrap();
+        let err = o.set("session-cache-size", b"-1").unwrap_err();
         assert!(err.contains("session-cache-size"), "{err}");
         assert_eq!(o.number("session-cache-size"), Some(100));
-        let err = o.set("protocols", "TLSv1.2 SSLv3").unwrap_err();
+        let err = o.set("protocols", b"TLSv1.2 SSLv3").unwrap_err();
         assert!(err.contains("SSLv3"), "{err}");
         assert_eq!(o.get("protocols"), Some("TLSv1.2 TLSv1.3"));
-        assert!(o.set("no-such-thing", "1").unwrap_err().contains("no-such-thing"));
-        assert!(o.set("auth-clients", "maybe").unwrap_err().contains("auth-clients"));
-        assert!(o.set("prefer-server-ciphers", "true").is_err());
+        assert!(o.set("no-such-thing", b"1").unwrap_err().contains("no-such-thing"));
+        assert!(o.set("auth-clients", b"maybe").unwrap_err().contains("auth-clients"));
+        assert!(o.set("prefer-server-ciphers", b"true").is_err());
     }
 
     #[test]
     fn values_are_normalized() {
         let mut o = Options::default();
-        o.set("protocols", "tlsv1.3").unwrap();
+        o.set("protocols", b"tlsv1.3").unwrap();
         assert_eq!(o.get("protocols"), Some("TLSv1.3"));
-        o.set("protocols", "").unwrap();
+        o.set("protocols", b"").unwrap();
         assert_eq!(o.get("protocols"), Some("TLSv1.2 TLSv1.3"));
-        o.set("auth-clients", "OPTIONAL").unwrap();
+        o.set("auth-clients", b"OPTIONAL").unwrap();
         assert_eq!(o.auth_clients(), AuthClients::Optional);
-        o.set("cert-file", "/x").unwrap();
-        o.set("cert-file", "").unwrap();
-        assert_eq!(o.get("cert-file"), None);
+        o.set("cert-file", b"/x").unwrap();
+        o.set("cert-file", b"").unwrap();
+        assert_eq!(o.path("cert-file"), None);
+    }
+
+    #[test]
+    fn paths_are_bytes_text_is_utf8() {
+        let mut o = Options::default();
+        o.set("cert-file", b"/tmp/\xff\xfe.crt").unwrap();
+        assert_eq!(o.path("cert-file").map(|p| p.as_os_str().as_bytes()), Some(&b"/tmp/\xff\xfe.crt"[..]));
+        o.set("key-file-pass", b"\xc3(").unwrap();
+        assert_eq!(o.bytes("key-file-pass"), Some(&b"\xc3("[..]));
+        let err = o.set("ciphers", b"HIGH\xff").unwrap_err();
+        assert!(err.contains("'ciphers'") && err.contains("not UTF-8"), "{err}");
+        assert_eq!(o.get("ciphers"), None);
     }
 }

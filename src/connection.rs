@@ -8,7 +8,7 @@ use std::sync::Arc;
 use openssl_sys as ffi;
 
 use crate::context::{session_slot_index, Context, Generation, SessionSlot};
-use crate::liveness::{self, Liveness};
+use crate::liveness::{self, UserTimeout};
 use crate::ossl::{self, Ssl, X509};
 use crate::socket_bio::{self, Flushed, SocketIo};
 
@@ -25,6 +25,16 @@ pub enum Error {
     Invalid(String),
 }
 
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::WantRead => f.write_str("waiting for the socket to be readable"),
+            Error::WantWrite => f.write_str("waiting for the socket to be writable"),
+            Error::Fatal(msg) | Error::Invalid(msg) => f.write_str(msg),
+        }
+    }
+}
+
 /// What an SSL_* call's failure means.
 enum Failure {
     Error(Error),
@@ -39,7 +49,11 @@ pub struct Connection {
     io: Box<SocketIo>,
     _session_slot: Option<Box<SessionSlot>>,
     generation: Arc<Generation>,
+    /// Who decides TCP_USER_TIMEOUT; keepalive set later moves it only when the library does.
+    user_timeout: UserTimeout,
     established: bool,
+    /// A server connection (it sheds clients that left before their handshake began).
+    server: bool,
     shutdown_sent: bool,
     /// Set by the first fatal error; every later call fails with it.
     dead: Option<String>,
@@ -47,37 +61,41 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new_server(ctx: &Context, fd: c_int) -> Result<Connection, String> {
+    /// Err(Invalid) for a bad argument (fd, context), Err(Fatal) when OpenSSL or the socket
+    /// fails.
+    pub fn new_server(ctx: &Context, fd: c_int) -> Result<Connection, Error> {
         let generation = ctx.current();
         let Some(server) = generation.server.as_ref() else {
-            return Err("the context has no cert-file/key-file: it makes client connections only".into());
+            return Err(Error::Invalid("the context has no cert-file/key-file: it makes client connections only".into()));
         };
-        let ssl = Ssl::from_raw(unsafe { ffi::SSL_new(server.as_ptr()) }).ok_or_else(|| ossl::with_queue("SSL_new failed"))?;
+        let ssl = Ssl::from_raw(unsafe { ffi::SSL_new(server.as_ptr()) })
+            .ok_or_else(|| Error::Fatal(ossl::with_queue("SSL_new failed")))?;
         unsafe { ffi::SSL_set_accept_state(ssl.as_ptr()) };
-        let liveness = generation.liveness;
-        Connection::finish(ssl, fd, generation, None, liveness)
+        Connection::finish(ssl, fd, generation, None, false)
     }
 
-    pub fn new_client(ctx: &Context, fd: c_int, server_name: Option<&str>) -> Result<Connection, String> {
+    /// Errors as `new_server`'s.
+    pub fn new_client(ctx: &Context, fd: c_int, server_name: Option<&str>) -> Result<Connection, Error> {
         let generation = ctx.current();
         let ssl = Ssl::from_raw(unsafe { ffi::SSL_new(generation.client.as_ptr()) })
-            .ok_or_else(|| ossl::with_queue("SSL_new failed"))?;
+            .ok_or_else(|| Error::Fatal(ossl::with_queue("SSL_new failed")))?;
         let p = ssl.as_ptr();
         unsafe { ffi::SSL_set_connect_state(p) };
         if let Some(name) = server_name {
-            let c_name = CString::new(name).map_err(|_| "server_name contains a NUL byte".to_string())?;
+            let c_name = CString::new(name).map_err(|_| Error::Invalid("server_name contains a NUL byte".into()))?;
+            let verify = generation.verify_server_name;
             let ok = unsafe {
                 if name.parse::<IpAddr>().is_ok() {
                     // An address is checked against the certificate's IP entries and, as
                     // RFC 6066 asks, not sent as SNI.
-                    ossl::X509_VERIFY_PARAM_set1_ip_asc(ossl::SSL_get0_param(p), c_name.as_ptr()) == 1
+                    !verify || ossl::X509_VERIFY_PARAM_set1_ip_asc(ossl::SSL_get0_param(p), c_name.as_ptr()) == 1
                 } else {
-                    ossl::SSL_set1_host(p, c_name.as_ptr()) == 1
+                    (!verify || ossl::X509_VERIFY_PARAM_set1_host(ossl::SSL_get0_param(p), c_name.as_ptr(), 0) == 1)
                         && ffi::SSL_set_tlsext_host_name(p, c_name.as_ptr() as *mut _) == 1
                 }
             };
             if !ok {
-                return Err(ossl::with_queue(format!("server_name '{name}' is not a usable host name")));
+                return Err(Error::Invalid(ossl::with_queue(format!("server_name '{name}' is not a usable host name"))));
             }
         }
         let slot = if generation.session_caching {
@@ -91,8 +109,7 @@ impl Connection {
         } else {
             None
         };
-        let liveness = generation.liveness.for_client();
-        Connection::finish(ssl, fd, generation, slot, liveness)
+        Connection::finish(ssl, fd, generation, slot, true)
     }
 
     fn finish(
@@ -100,21 +117,21 @@ impl Connection {
         fd: c_int,
         generation: Arc<Generation>,
         session_slot: Option<Box<SessionSlot>>,
-        liveness: Liveness,
-    ) -> Result<Connection, String> {
-        let tcp = check_stream_socket(fd)?;
-        if tcp {
-            liveness.apply(fd)?;
-        }
+        client: bool,
+    ) -> Result<Connection, Error> {
+        let tcp = check_stream_socket(fd).map_err(Error::Invalid)?;
+        let user_timeout = if tcp { generation.liveness.apply(fd, client).map_err(Error::Fatal)? } else { UserTimeout::Untouched };
         let mut io = SocketIo::new(fd, tcp);
-        unsafe { socket_bio::attach(ssl.as_ptr(), &mut *io)? };
+        unsafe { socket_bio::attach(ssl.as_ptr(), &mut *io).map_err(Error::Fatal)? };
         ossl::clear_error_queue();
         Ok(Connection {
             ssl,
             io,
             _session_slot: session_slot,
             generation,
+            user_timeout,
             established: false,
+            server: !client,
             shutdown_sent: false,
             dead: None,
             last_error: CString::default(),
@@ -213,6 +230,12 @@ impl Connection {
     pub fn handshake(&mut self) -> Result<(), Error> {
         self.check_alive()?;
         if !self.established {
+            // A client that closed before the server's first flight can never finish (its
+            // Finished must answer that flight): shed it before the key exchange and the
+            // signature are computed for nobody (connection storms, valkey #4308).
+            if self.server && unsafe { ossl::SSL_in_before(self.ssl.as_ptr()) } == 1 && liveness::peer_has_closed(self.io.fd()) {
+                return Err(self.die("the client closed the connection before its handshake began".into()));
+            }
             ossl::clear_error_queue();
             let r = unsafe { ffi::SSL_do_handshake(self.ssl.as_ptr()) };
             if r == 1 {
@@ -332,6 +355,22 @@ impl Connection {
         unsafe { CStr::from_ptr(ffi::SSL_CIPHER_get_name(cipher)) }
     }
 
+    /// The key-exchange group the handshake used ("X25519", "X25519MLKEM768"...); "" before
+    /// the handshake, or when none was (a resumption without key exchange).
+    pub fn group(&self) -> &'static CStr {
+        if !self.established {
+            return c"";
+        }
+        let id = unsafe { ffi::SSL_ctrl(self.ssl.as_ptr(), ossl::SSL_CTRL_GET_NEGOTIATED_GROUP, 0, std::ptr::null_mut()) };
+        let name = if id > 0 { unsafe { ossl::SSL_group_to_name(self.ssl.as_ptr(), id as c_int) } } else { std::ptr::null() };
+        ossl::clear_error_queue();
+        if name.is_null() {
+            c""
+        } else {
+            unsafe { CStr::from_ptr(name) }
+        }
+    }
+
     pub fn session_reused(&self) -> bool {
         self.established && unsafe { ffi::SSL_session_reused(self.ssl.as_ptr()) } == 1
     }
@@ -352,12 +391,15 @@ impl Connection {
         Ok(cert.and_then(|cert| ossl::subject_field(&cert, nid)))
     }
 
+    /// From now on the user timeout is the caller's: keepalive no longer moves it.
     pub fn set_user_timeout(&mut self, ms: u32) -> Result<(), Error> {
-        liveness::set_user_timeout(self.io.fd(), ms).map_err(Error::Invalid)
+        liveness::set_user_timeout(self.io.fd(), ms).map_err(Error::Invalid)?;
+        self.user_timeout = UserTimeout::Caller;
+        Ok(())
     }
 
     pub fn set_keepalive(&mut self, idle_s: u32, interval_s: u32, count: u32) -> Result<(), Error> {
-        liveness::set_keepalive(self.io.fd(), idle_s, interval_s, count).map_err(Error::Invalid)
+        liveness::set_keepalive_for(self.io.fd(), self.user_timeout, idle_s, interval_s, count).map_err(Error::Invalid)
     }
 }
 

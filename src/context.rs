@@ -9,7 +9,7 @@
 //! Resumption across reloads: ticket keys and the session id context belong to the trust
 //! settings (CA and auth-clients), not to a generation, and carry over while those stay.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ffi::{c_int, c_long, c_void, CString};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -19,94 +19,7 @@ use openssl_sys as ffi;
 use crate::config::{AuthClients, Config, Options};
 use crate::liveness::Liveness;
 use crate::ossl::{self, KeyError, Session, SslCtx, X509Store, X509};
-
-/// File-valued options, read whole when a generation is built.
-const FILE_OPTIONS: [&str; 7] =
-    ["cert-file", "key-file", "client-cert-file", "client-key-file", "ca-cert-file", "dh-params-file", "ca-cert-dir"];
-
-/// One snapshot of everything a generation is built from.
-struct Sources {
-    options: Options,
-    /// Contents of each file option that is set (ca-cert-dir: every regular file in it).
-    files: BTreeMap<&'static str, Vec<(String, Vec<u8>)>>,
-}
-
-impl Sources {
-    fn read(options: Options) -> Result<Sources, String> {
-        let mut files = BTreeMap::new();
-        for name in FILE_OPTIONS {
-            let Some(path) = options.get(name) else { continue };
-            let contents = if name == "ca-cert-dir" {
-                read_dir(name, path)?
-            } else {
-                vec![(path.to_string(), read_file(name, path)?)]
-            };
-            files.insert(name, contents);
-        }
-        Ok(Sources { options, files })
-    }
-
-    /// The bytes of a single-file option.
-    fn file(&self, name: &str) -> Option<&[u8]> {
-        self.files.get(name).and_then(|v| v.first()).map(|(_, data)| data.as_slice())
-    }
-
-    fn path<'a>(&'a self, name: &str) -> &'a str {
-        self.options.get(name).unwrap_or_default()
-    }
-
-    fn digest_of(&self, names: &[&str], extra: &str) -> [u8; 32] {
-        let mut all = extra.as_bytes().to_vec();
-        for name in names {
-            for (path, data) in self.files.get(name).into_iter().flatten() {
-                for part in [name.as_bytes(), path.as_bytes(), data.as_slice()] {
-                    all.extend_from_slice(&(part.len() as u64).to_le_bytes());
-                    all.extend_from_slice(part);
-                }
-            }
-        }
-        ossl::sha256(&all)
-    }
-
-    /// Changes when any option or the content of any named file changes.
-    fn digest(&self) -> [u8; 32] {
-        self.digest_of(&FILE_OPTIONS, &self.options.canonical())
-    }
-
-    /// Changes when what peers are trusted with changes; sessions do not survive that.
-    fn trust_digest(&self) -> [u8; 32] {
-        let auth = self.options.get("auth-clients").unwrap_or_default();
-        self.digest_of(&["ca-cert-file", "ca-cert-dir"], &format!("auth-clients={auth}"))
-    }
-}
-
-fn describe_io_error(option: &str, path: &str, e: &std::io::Error) -> String {
-    let reason = match e.kind() {
-        std::io::ErrorKind::NotFound => "missing",
-        std::io::ErrorKind::PermissionDenied => "unreadable",
-        _ => "cannot be read",
-    };
-    format!("{option} '{path}': {reason} ({e})")
-}
-
-fn read_file(option: &str, path: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| describe_io_error(option, path, &e))
-}
-
-fn read_dir(option: &str, path: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let entries = std::fs::read_dir(path).map_err(|e| describe_io_error(option, path, &e))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| describe_io_error(option, path, &e))?;
-        let file = entry.path();
-        if file.is_file() {
-            let name = file.to_string_lossy().into_owned();
-            files.push((name.clone(), read_file(option, &name)?));
-        }
-    }
-    files.sort();
-    Ok(files)
-}
+use crate::sources::Sources;
 
 /// Secrets tied to the trust settings, carried from generation to generation.
 #[derive(Clone)]
@@ -174,6 +87,9 @@ pub struct Generation {
     pub client: SslCtx,
     pub liveness: Liveness,
     pub session_caching: bool,
+    /// Client connections check the certificate against their server_name (else it is
+    /// only sent as SNI).
+    pub verify_server_name: bool,
     pub trust_epoch: u64,
     /// Indexed by CertRole.
     cert_facts: [CertFacts; 3],
@@ -248,14 +164,14 @@ fn build(src: &Sources, trust: &Trust, number: u64) -> Result<Generation, String
     let o = &src.options;
     let cas = ca_certificates(src)?;
     let store = trust_store(&cas)?;
-    let (server, server_leaf) = match (o.get("cert-file"), o.get("key-file")) {
-        (Some(_), Some(_)) => {
+    let (server, server_leaf) = match (o.is_set("cert-file"), o.is_set("key-file")) {
+        (true, true) => {
             let (ctx, leaf) = build_server(src, trust, store.as_ref())?;
             (Some(ctx), Some(leaf))
         }
-        (None, None) => (None, None),
-        (Some(_), None) => return Err("cert-file is set but key-file is not".into()),
-        (None, Some(_)) => return Err("key-file is set but cert-file is not".into()),
+        (false, false) => (None, None),
+        (true, false) => return Err("cert-file is set but key-file is not".into()),
+        (false, true) => return Err("key-file is set but cert-file is not".into()),
     };
     let (client, client_leaf) = build_client(src, store.as_ref())?;
     let cert_facts = [
@@ -269,6 +185,7 @@ fn build(src: &Sources, trust: &Trust, number: u64) -> Result<Generation, String
         client,
         liveness: Liveness { user_timeout_ms: o.number("tcp-user-timeout"), keepalive_s: o.number("tcp-keepalive") },
         session_caching: o.flag("session-caching"),
+        verify_server_name: o.flag("verify-server-name"),
         trust_epoch: trust.epoch,
         cert_facts,
         source_digest: src.digest(),
@@ -281,13 +198,13 @@ fn build(src: &Sources, trust: &Trust, number: u64) -> Result<Generation, String
 fn ca_certificates(src: &Sources) -> Result<Vec<X509>, String> {
     let mut certs = Vec::new();
     for option in ["ca-cert-file", "ca-cert-dir"] {
-        let Some(files) = src.files.get(option) else { continue };
+        let Some(files) = src.files(option) else { continue };
         let found: Vec<X509> = files.iter().flat_map(|(_, data)| ossl::pem_certificates(data)).collect();
         if found.is_empty() {
-            return Err(format!("{option} '{}': not PEM (no certificate in it)", src.path(option)));
+            return Err(format!("{option} '{}': not PEM (no certificate in it)", src.shown(option)));
         }
         if let Some(why) = found.iter().find_map(ossl::not_valid_now) {
-            return Err(format!("{option} '{}': a CA certificate is not valid now ({why})", src.path(option)));
+            return Err(format!("{option} '{}': a CA certificate is not valid now ({why})", src.shown(option)));
         }
         certs.extend(found);
     }
@@ -342,6 +259,9 @@ fn new_ctx(method: *const ffi::SSL_METHOD, o: &Options) -> Result<SslCtx, String
             return Err(ossl::with_queue(format!("option 'ciphers': no usable cipher in '{list}'")));
         }
     }
+    if let Some(list) = o.get("groups") {
+        set_groups(&ctx, list)?;
+    }
     if let Some(list) = o.get("ciphersuites") {
         let c = CString::new(list).map_err(|_| "option 'ciphersuites': contains a NUL byte")?;
         if unsafe { ffi::SSL_CTX_set_ciphersuites(p, c.as_ptr()) } != 1 {
@@ -351,9 +271,35 @@ fn new_ctx(method: *const ffi::SSL_METHOD, o: &Options) -> Result<SslCtx, String
     Ok(ctx)
 }
 
+/// The key-exchange groups (Valkey's tls-groups; SSL_CTX_set1_groups_list's syntax, which
+/// OpenSSL 3.5 extends with "?", "*", "-", "/" and DEFAULT). When OpenSSL refuses the
+/// list, each group in it is tried alone to name the one this OpenSSL does not know.
+fn set_groups(ctx: &SslCtx, list: &str) -> Result<(), String> {
+    let set = |ctx: &SslCtx, groups: &str| {
+        let Ok(c) = CString::new(groups) else { return false };
+        ossl::ctx_ctrl(ctx, ffi::SSL_CTRL_SET_GROUPS_LIST, 0, c.as_ptr() as *mut c_void) == 1
+    };
+    if set(ctx, list) {
+        return Ok(());
+    }
+    ossl::clear_error_queue();
+    // A group marked "?" may be unknown by design; DEFAULT is a keyword.
+    let unknown = list
+        .split([':', '/'])
+        .filter(|g| !g.starts_with('?') && !g.is_empty())
+        .map(|g| g.trim_start_matches(['*', '-']))
+        .filter(|g| *g != "DEFAULT")
+        .find(|g| !set(ctx, g));
+    ossl::clear_error_queue();
+    Err(match unknown {
+        Some(group) => format!("option 'groups': unknown or unsupported group '{group}' in '{list}' ({})", ossl::openssl_version().to_string_lossy()),
+        None => format!("option 'groups': OpenSSL refuses the list '{list}'"),
+    })
+}
+
 /// Loads a certificate chain and its key into `ctx`; returns the leaf certificate.
 fn load_identity(ctx: &SslCtx, src: &Sources, cert_opt: &str, key_opt: &str, pass_opt: &str) -> Result<X509, String> {
-    let (cert_path, key_path) = (src.path(cert_opt), src.path(key_opt));
+    let (cert_path, key_path) = (src.shown(cert_opt), src.shown(key_opt));
     let mut certs = ossl::pem_certificates(src.file(cert_opt).unwrap_or_default()).into_iter();
     let Some(leaf) = certs.next() else {
         return Err(format!("{cert_opt} '{cert_path}': not PEM (no certificate in it)"));
@@ -361,7 +307,7 @@ fn load_identity(ctx: &SslCtx, src: &Sources, cert_opt: &str, key_opt: &str, pas
     if let Some(why) = ossl::not_valid_now(&leaf) {
         return Err(format!("{cert_opt} '{cert_path}': certificate is not valid now ({why})"));
     }
-    let key = match ossl::pem_private_key(src.file(key_opt).unwrap_or_default(), src.options.get(pass_opt)) {
+    let key = match ossl::pem_private_key(src.file(key_opt).unwrap_or_default(), src.options.bytes(pass_opt)) {
         Ok(key) => key,
         Err(KeyError::Passphrase) => {
             return Err(format!("{key_opt} '{key_path}': wrong or missing passphrase ({pass_opt})"))
@@ -428,16 +374,14 @@ fn build_server(src: &Sources, trust: &Trust, store: Option<&X509Store>) -> Resu
         use_store(&ctx, store);
     }
     if let Some(data) = src.file("dh-params-file") {
-        let bio = ossl::mem_bio(data);
-        let dh = unsafe { ffi::PEM_read_bio_DHparams(bio.as_ptr(), std::ptr::null_mut(), None, std::ptr::null_mut()) };
-        if dh.is_null() {
-            ossl::clear_error_queue();
-            return Err(format!("dh-params-file '{}': not PEM DH parameters", src.path("dh-params-file")));
-        }
-        let ok = unsafe { ffi::SSL_CTX_set_tmp_dh(p, dh) };
-        unsafe { ffi::DH_free(dh) };
-        if ok != 1 {
-            return Err(ossl::with_queue(format!("dh-params-file '{}': parameters rejected", src.path("dh-params-file"))));
+        let Some(params) = ossl::pem_dh_parameters(data) else {
+            return Err(format!("dh-params-file '{}': not PEM DH parameters", src.shown("dh-params-file")));
+        };
+        // On success the context owns the parameters.
+        let raw = params.into_raw();
+        if unsafe { ffi::SSL_CTX_set0_tmp_dh_pkey(p, raw) } != 1 {
+            unsafe { ffi::EVP_PKEY_free(raw) };
+            return Err(ossl::with_queue(format!("dh-params-file '{}': parameters rejected", src.shown("dh-params-file"))));
         }
     } else {
         unsafe { ffi::SSL_CTX_set_dh_auto(p, 1) };
@@ -473,11 +417,12 @@ fn build_client(src: &Sources, store: Option<&X509Store>) -> Result<(SslCtx, Opt
     let ctx = new_ctx(unsafe { ffi::TLS_client_method() }, o)?;
     // Outgoing connections present client-cert-file when given, else the server's own
     // certificate, as Valkey does for replication and the cluster bus.
-    let leaf = match (o.get("client-cert-file"), o.get("client-key-file"), o.get("cert-file"), o.get("key-file")) {
-        (Some(_), Some(_), _, _) => Some(load_identity(&ctx, src, "client-cert-file", "client-key-file", "client-key-file-pass")?),
-        (Some(_), None, _, _) => return Err("client-cert-file is set but client-key-file is not".into()),
-        (None, Some(_), _, _) => return Err("client-key-file is set but client-cert-file is not".into()),
-        (None, None, Some(_), Some(_)) => Some(load_identity(&ctx, src, "cert-file", "key-file", "key-file-pass")?),
+    let set = |name| o.is_set(name);
+    let leaf = match (set("client-cert-file"), set("client-key-file"), set("cert-file"), set("key-file")) {
+        (true, true, _, _) => Some(load_identity(&ctx, src, "client-cert-file", "client-key-file", "client-key-file-pass")?),
+        (true, false, _, _) => return Err("client-cert-file is set but client-key-file is not".into()),
+        (false, true, _, _) => return Err("client-key-file is set but client-cert-file is not".into()),
+        (false, false, true, true) => Some(load_identity(&ctx, src, "cert-file", "key-file", "key-file-pass")?),
         _ => None,
     };
     let p = ctx.as_ptr();

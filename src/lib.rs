@@ -15,4 +15,5 @@ pub mod pool;
 /// cbindgen:ignore
 mod ossl;
 mod socket_bio;
+pub mod sources;
 pub mod writev;

@@ -1,6 +1,13 @@
 //! Dead-peer detection: TCP_USER_TIMEOUT bounds how long sent data may stay unacknowledged,
 //! keepalive probes an idle connection. Without them a black-holed peer looks alive for
 //! about 15 minutes of retransmits (tcp_retries2).
+//!
+//! On Linux the two interact: once a user timeout is set, it, and no longer the probe
+//! count, decides when keepalive gives up (tcp(7); the kernel's keepalive timer drops the
+//! connection when the peer has been silent for the user timeout and a probe is out). So
+//! a user timeout the library chose by default must not outlast keepalive the caller
+//! asked for: it follows the keepalive instead (gRPC's rule, TCP_USER_TIMEOUT = the
+//! keepalive timeout). A user timeout the caller chose is the caller's and always wins.
 
 use std::ffi::c_int;
 
@@ -10,33 +17,84 @@ use std::ffi::c_int;
 pub(crate) const CLIENT_USER_TIMEOUT_MS: u32 = 30_000;
 pub(crate) const CLIENT_KEEPALIVE_S: u32 = 15;
 
-/// TCP settings applied to each new connection. None: leave the socket's own setting.
+/// TCP settings from the context options, applied to each new connection. None: the
+/// option is not set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Liveness {
     pub user_timeout_ms: Option<u32>,
     pub keepalive_s: Option<u32>,
 }
 
-impl Liveness {
-    /// Client connections fall back to the client defaults where the options are silent.
-    pub fn for_client(self) -> Liveness {
-        Liveness {
-            user_timeout_ms: self.user_timeout_ms.or(Some(CLIENT_USER_TIMEOUT_MS)),
-            keepalive_s: self.keepalive_s.or(Some(CLIENT_KEEPALIVE_S)),
-        }
-    }
+/// Who decides a connection's TCP_USER_TIMEOUT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserTimeout {
+    /// The caller (the tcp-user-timeout option or conn_tls_set_user_timeout): kept as set.
+    Caller,
+    /// The library's client default: CLIENT_USER_TIMEOUT_MS with the default keepalive,
+    /// and the keepalive's own deadline once the caller sets keepalive.
+    FollowsKeepalive,
+    /// Nobody: the socket keeps what it had (server connections by default).
+    Untouched,
+}
 
-    pub fn apply(&self, fd: c_int) -> Result<(), String> {
-        if let Some(ms) = self.user_timeout_ms {
-            set_user_timeout(fd, ms)?;
+/// Valkey's anetKeepAlive shape for a single keepalive number: probes start after `s`
+/// idle seconds, then every s/3 seconds, three of them.
+fn keepalive_shape(s: u32) -> (u32, u32, u32) {
+    (s, (s / 3).max(1), 3)
+}
+
+/// The user timeout that ends keepalive where its probe count would: half an interval
+/// before the last probe's answer is due. The kernel checks only on its keepalive ticks
+/// (idle, then every interval), so the tick of the count-th unanswered probe is the
+/// first at which the peer has been silent this long, with room for timer rounding.
+pub fn user_timeout_for_keepalive(idle_s: u32, interval_s: u32, count: u32) -> u32 {
+    let (idle, interval, count) = (u64::from(idle_s), u64::from(interval_s), u64::from(count));
+    let ms = (idle + interval * count).saturating_mul(1000).saturating_sub(interval * 500);
+    ms.min(c_int::MAX as u64) as u32
+}
+
+impl Liveness {
+    /// Applies the options (and, for clients, the defaults) to a new connection's socket;
+    /// returns who decides its user timeout from now on.
+    pub fn apply(&self, fd: c_int, client: bool) -> Result<UserTimeout, String> {
+        let keepalive = match (self.keepalive_s, client) {
+            (Some(s), _) => Some(keepalive_shape(s)),
+            (None, true) => Some(keepalive_shape(CLIENT_KEEPALIVE_S)),
+            (None, false) => None,
+        };
+        if let Some((idle, interval, count)) = keepalive {
+            set_keepalive(fd, idle, interval, count)?;
         }
-        if let Some(s) = self.keepalive_s {
-            // Valkey's anetKeepAlive shape: probes start after `s` idle seconds, then
-            // every s/3 seconds, three of them.
-            set_keepalive(fd, s, (s / 3).max(1), 3)?;
-        }
-        Ok(())
+        let owner = match (self.user_timeout_ms, client) {
+            (Some(ms), _) => {
+                set_user_timeout(fd, ms)?;
+                UserTimeout::Caller
+            }
+            (None, true) => {
+                // The default keepalive and the default user timeout agree (probes at 15,
+                // 20, 25 s, given up at 30 s); a keepalive option sets the pace instead.
+                let ms = match self.keepalive_s {
+                    Some(_) => keepalive.map_or(CLIENT_USER_TIMEOUT_MS, |(i, v, c)| user_timeout_for_keepalive(i, v, c)),
+                    None => CLIENT_USER_TIMEOUT_MS,
+                };
+                set_user_timeout(fd, ms)?;
+                UserTimeout::FollowsKeepalive
+            }
+            (None, false) => UserTimeout::Untouched,
+        };
+        Ok(owner)
     }
+}
+
+/// Sets keepalive as the caller asked and, where the library chose the user timeout,
+/// moves that to match (keepalive off: back to the client default).
+pub fn set_keepalive_for(fd: c_int, owner: UserTimeout, idle_s: u32, interval_s: u32, count: u32) -> Result<(), String> {
+    set_keepalive(fd, idle_s, interval_s, count)?;
+    if owner == UserTimeout::FollowsKeepalive {
+        let ms = if idle_s == 0 { CLIENT_USER_TIMEOUT_MS } else { user_timeout_for_keepalive(idle_s, interval_s, count) };
+        set_user_timeout(fd, ms)?;
+    }
+    Ok(())
 }
 
 fn setsockopt(fd: c_int, level: c_int, name: c_int, value: c_int, what: &str) -> Result<(), String> {
@@ -77,6 +135,14 @@ pub fn set_keepalive(fd: c_int, idle_s: u32, interval_s: u32, count: u32) -> Res
     setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, count, "TCP_KEEPCNT")
 }
 
+/// The peer has closed its sending side (or the socket failed): POLLRDHUP shows a FIN even
+/// behind unread data. One poll, never waiting.
+pub fn peer_has_closed(fd: c_int) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLRDHUP, revents: 0 };
+    let ready = unsafe { libc::poll(&mut p, 1, 0) };
+    ready == 1 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
+
 /// Words for a socket error, naming a dead peer as such.
 pub fn describe_socket_error(errno: c_int) -> String {
     match errno {
@@ -86,5 +152,18 @@ pub fn describe_socket_error(errno: c_int) -> String {
         libc::ECONNRESET => "connection reset by peer".to_string(),
         libc::EPIPE => "peer closed the connection (broken pipe)".to_string(),
         e => format!("socket error: {}", std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_timeout_ends_at_the_last_probe() {
+        assert_eq!(user_timeout_for_keepalive(1, 1, 2), 2500);
+        assert_eq!(user_timeout_for_keepalive(15, 5, 3), 27_500);
+        // The kernel's largest values do not overflow.
+        assert_eq!(user_timeout_for_keepalive(u32::MAX, u32::MAX, u32::MAX), c_int::MAX as u32);
     }
 }

@@ -19,7 +19,13 @@ extern "C" {
         md: *mut u8,
         mdlen: *mut usize,
     ) -> c_int;
-    pub(crate) fn SSL_set1_host(ssl: *mut ffi::SSL, hostname: *const c_char) -> c_int;
+    // Not SSL_set1_host, X509_cmp_current_time or X509_NAME_get_text_by_NID: OpenSSL 4.0
+    // deprecates them. What is used instead exists, undeprecated, from 3.0 on.
+    pub(crate) fn X509_VERIFY_PARAM_set1_host(
+        param: *mut ffi::X509_VERIFY_PARAM,
+        name: *const c_char,
+        namelen: usize,
+    ) -> c_int;
     pub(crate) fn SSL_get0_param(ssl: *mut ffi::SSL) -> *mut ffi::X509_VERIFY_PARAM;
     pub(crate) fn X509_VERIFY_PARAM_set1_ip_asc(
         param: *mut ffi::X509_VERIFY_PARAM,
@@ -29,16 +35,29 @@ extern "C" {
     pub(crate) fn SSL_SESSION_dup(s: *const ffi::SSL_SESSION) -> *mut ffi::SSL_SESSION;
     fn BIO_free(bio: *mut ffi::BIO) -> c_int;
     fn X509_STORE_up_ref(store: *mut ffi::X509_STORE) -> c_int;
-    fn X509_cmp_current_time(t: *const ffi::ASN1_TIME) -> c_int;
+    fn ASN1_TIME_cmp_time_t(s: *const ffi::ASN1_TIME, t: libc::time_t) -> c_int;
     fn ASN1_TIME_to_tm(s: *const ffi::ASN1_TIME, tm: *mut libc::tm) -> c_int;
     fn OBJ_txt2nid(s: *const c_char) -> c_int;
-    fn X509_NAME_get_text_by_NID(name: *mut ffi::X509_NAME, nid: c_int, buf: *mut c_char, len: c_int) -> c_int;
+    fn X509_NAME_get_index_by_NID(name: *const ffi::X509_NAME, nid: c_int, lastpos: c_int) -> c_int;
+    fn X509_NAME_get_entry(name: *const ffi::X509_NAME, loc: c_int) -> *const ffi::X509_NAME_ENTRY;
+    fn X509_NAME_ENTRY_get_data(entry: *const ffi::X509_NAME_ENTRY) -> *const ffi::ASN1_STRING;
+    fn ASN1_STRING_get0_data(s: *const ffi::ASN1_STRING) -> *const u8;
+    fn ASN1_STRING_length(s: *const ffi::ASN1_STRING) -> c_int;
     pub(crate) fn SSL_CTX_set_timeout(ctx: *mut ffi::SSL_CTX, t: c_long) -> c_long;
+    pub(crate) fn SSL_in_before(ssl: *const ffi::SSL) -> c_int;
+    pub(crate) fn SSL_group_to_name(ssl: *mut ffi::SSL, id: c_int) -> *const c_char;
+    fn PEM_read_bio_Parameters(bio: *mut ffi::BIO, x: *mut *mut ffi::EVP_PKEY) -> *mut ffi::EVP_PKEY;
 }
 
 pub(crate) const SSL_CTRL_SET_TLSEXT_TICKET_KEYS: c_int = 59;
 pub(crate) const SSL_CTRL_CHAIN_CERT: c_int = 89;
 pub(crate) const BIO_CTRL_INFO: c_int = 3;
+pub(crate) const SSL_CTRL_GET_NEGOTIATED_GROUP: c_int = 134;
+
+/// OpenSSL's own name and version, e.g. "OpenSSL 3.0.19 27 Jan 2026".
+pub fn openssl_version() -> &'static CStr {
+    unsafe { CStr::from_ptr(ffi::OpenSSL_version(ffi::OPENSSL_VERSION)) }
+}
 
 /// Empties the calling thread's error queue, so nothing one call left behind is blamed on
 /// the next connection served by this thread. Peeking first is much cheaper than clearing,
@@ -123,6 +142,11 @@ macro_rules! owner {
             pub fn as_ptr(&self) -> *mut $raw {
                 self.0.as_ptr()
             }
+            /// Gives up ownership, for a call that takes it.
+            #[allow(dead_code)] // used for some owners only
+            pub fn into_raw(self) -> *mut $raw {
+                std::mem::ManuallyDrop::new(self).0.as_ptr()
+            }
         }
 
         impl Drop for $name {
@@ -206,7 +230,7 @@ pub fn pem_certificates(data: &[u8]) -> Vec<X509> {
 }
 
 struct Passphrase<'a> {
-    value: Option<&'a str>,
+    value: Option<&'a [u8]>,
     asked: bool,
 }
 
@@ -222,6 +246,15 @@ unsafe extern "C" fn passphrase_cb(buf: *mut c_char, size: c_int, _rw: c_int, u:
     n as c_int
 }
 
+/// DH parameters from PEM ("DH PARAMETERS" or X9.42), through OpenSSL 3's decoders
+/// rather than the deprecated DH API; None when there are none.
+pub fn pem_dh_parameters(data: &[u8]) -> Option<PKey> {
+    let bio = mem_bio(data);
+    let params = PKey::from_raw(unsafe { PEM_read_bio_Parameters(bio.as_ptr(), std::ptr::null_mut()) });
+    clear_error_queue();
+    params.filter(|p| unsafe { ffi::EVP_PKEY_is_a(p.as_ptr(), c"DH".as_ptr()) } == 1)
+}
+
 pub enum KeyError {
     /// The key is encrypted and the passphrase was missing or wrong.
     Passphrase,
@@ -230,7 +263,7 @@ pub enum KeyError {
 }
 
 /// Parses a PEM private key. The passphrase callback never prompts on a terminal.
-pub fn pem_private_key(data: &[u8], passphrase: Option<&str>) -> Result<PKey, KeyError> {
+pub fn pem_private_key(data: &[u8], passphrase: Option<&[u8]>) -> Result<PKey, KeyError> {
     let bio = mem_bio(data);
     let mut state = Passphrase { value: passphrase, asked: false };
     let key = PKey::from_raw(unsafe {
@@ -318,20 +351,21 @@ pub fn field_nid(name: &str) -> Option<c_int> {
     (nid != ffi::NID_undef).then_some(nid)
 }
 
-/// The text of the first subject field `nid` of a certificate; None when it has none.
+/// The bytes of the first subject field `nid` of a certificate; None when it has none.
 pub fn subject_field(cert: &X509, nid: c_int) -> Option<Vec<u8>> {
-    unsafe {
+    let field = unsafe {
         let subject = ffi::X509_get_subject_name(cert.as_ptr());
-        let len = X509_NAME_get_text_by_NID(subject, nid, std::ptr::null_mut(), 0);
-        if subject.is_null() || len < 0 {
-            clear_error_queue();
-            return None;
-        }
-        let mut buf = vec![0u8; len as usize + 1];
-        let written = X509_NAME_get_text_by_NID(subject, nid, buf.as_mut_ptr().cast(), buf.len() as c_int);
-        buf.truncate(written.max(0) as usize);
-        Some(buf)
-    }
+        let at = if subject.is_null() { -1 } else { X509_NAME_get_index_by_NID(subject, nid, -1) };
+        let data = if at < 0 { std::ptr::null() } else { X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at)) };
+        let bytes = if data.is_null() { std::ptr::null() } else { ASN1_STRING_get0_data(data) };
+        (!bytes.is_null()).then(|| std::slice::from_raw_parts(bytes, ASN1_STRING_length(data).max(0) as usize).to_vec())
+    };
+    clear_error_queue();
+    field
+}
+
+fn now() -> libc::time_t {
+    unsafe { libc::time(std::ptr::null_mut()) }
 }
 
 /// Why a certificate is not valid at this moment; None when it is.
@@ -339,9 +373,9 @@ pub fn not_valid_now(cert: &X509) -> Option<&'static str> {
     let (before, after) = unsafe { (ffi::X509_getm_notBefore(cert.as_ptr()), ffi::X509_getm_notAfter(cert.as_ptr())) };
     let result = if before.is_null() || after.is_null() {
         Some("it has no validity period")
-    } else if unsafe { X509_cmp_current_time(before) } > 0 {
+    } else if unsafe { ASN1_TIME_cmp_time_t(before, now()) } == 1 {
         Some("not valid yet")
-    } else if unsafe { X509_cmp_current_time(after) } < 0 {
+    } else if unsafe { ASN1_TIME_cmp_time_t(after, now()) } == -1 {
         Some("expired")
     } else {
         None

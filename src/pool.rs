@@ -8,7 +8,7 @@
 //! Finished connections wait in a queue; an eventfd is readable while any wait, for the
 //! caller's event loop.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::c_int;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,7 +42,9 @@ struct Shared {
     finished: Mutex<VecDeque<Finished>>,
     /// Semaphore eventfd: its count is the number of finished connections waiting.
     ready: OwnedFd,
-    inside: AtomicUsize,
+    /// The connections inside (submitted, not yet collected), by address: their number is
+    /// bounded, and a connection already inside is told apart (`holds`).
+    inside: Mutex<HashSet<usize>>,
     max_inside: usize,
     timeout: Duration,
     next_worker: AtomicUsize,
@@ -80,18 +82,20 @@ fn drain(fd: &OwnedFd) -> bool {
 }
 
 impl Pool {
-    pub fn new(threads: usize, max_inflight: usize, timeout: Duration) -> Result<Pool, String> {
+    /// Err(Invalid) for a zero argument, Err(Fatal) when the threads cannot start.
+    pub fn new(threads: usize, max_inflight: usize, timeout: Duration) -> Result<Pool, Error> {
         if threads == 0 || max_inflight == 0 || timeout.is_zero() {
-            return Err("threads, max_inflight and timeout_ms must all be at least 1".into());
+            return Err(Error::Invalid("threads, max_inflight and timeout_ms must all be at least 1".into()));
         }
         let workers = (0..threads)
             .map(|_| Ok(Worker { incoming: Mutex::new(Vec::new()), wake: eventfd(0)? }))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(Error::Fatal)?;
         let shared = Arc::new(Shared {
             workers,
             finished: Mutex::new(VecDeque::new()),
-            ready: eventfd(libc::EFD_SEMAPHORE)?,
-            inside: AtomicUsize::new(0),
+            ready: eventfd(libc::EFD_SEMAPHORE).map_err(Error::Fatal)?,
+            inside: Mutex::new(HashSet::new()),
             max_inside: max_inflight,
             timeout,
             next_worker: AtomicUsize::new(0),
@@ -103,18 +107,21 @@ impl Pool {
                 std::thread::Builder::new()
                     .name(format!("conntls-hs-{i}"))
                     .spawn(move || run_worker(&shared, i))
-                    .map_err(|e| format!("cannot start a pool thread: {e}"))
+                    .map_err(|e| Error::Fatal(format!("cannot start a pool thread: {e}")))
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, Error>>()?;
         Ok(Pool { shared, threads })
     }
 
     /// Takes `conn` and drives its handshake on a worker thread.
     pub fn submit(&self, conn: Box<Connection>, user: usize) -> Result<(), Refused> {
         let s = &self.shared;
-        if s.inside.fetch_add(1, Ordering::AcqRel) >= s.max_inside {
-            s.inside.fetch_sub(1, Ordering::AcqRel);
-            return Err(Refused::Busy(conn));
+        {
+            let mut inside = s.inside.lock().unwrap_or_else(|e| e.into_inner());
+            if inside.len() >= s.max_inside {
+                return Err(Refused::Busy(conn));
+            }
+            inside.insert(address(&conn));
         }
         let worker = &s.workers[s.next_worker.fetch_add(1, Ordering::Relaxed) % s.workers.len()];
         let job = Job { conn, user, deadline: Instant::now() + s.timeout };
@@ -128,8 +135,16 @@ impl Pool {
         let s = &self.shared;
         let finished = s.finished.lock().unwrap_or_else(|e| e.into_inner()).pop_front()?;
         drain(&s.ready);
-        s.inside.fetch_sub(1, Ordering::AcqRel);
+        s.inside.lock().unwrap_or_else(|e| e.into_inner()).remove(&address(&finished.conn));
         Some(finished)
+    }
+
+    /// Whether the connection at `address` is inside (submitted and not collected): for
+    /// the C boundary, where a handle can be submitted twice. Asked by address, before a
+    /// Box is made of the handle: a second Box of a connection a worker may be driving
+    /// would alias it, so submit() cannot be the one to find out.
+    pub fn holds(&self, address: usize) -> bool {
+        self.shared.inside.lock().unwrap_or_else(|e| e.into_inner()).contains(&address)
     }
 
     pub fn ready_fd(&self) -> c_int {
@@ -148,6 +163,10 @@ impl Drop for Pool {
         }
         // Connections still inside are freed with the shared state; their fds stay open.
     }
+}
+
+fn address(conn: &Connection) -> usize {
+    conn as *const Connection as usize
 }
 
 /// A worker: its own epoll over the fds of the handshakes it drives.

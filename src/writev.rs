@@ -53,36 +53,68 @@ thread_local! {
     static STAGING: RefCell<Box<[u8; RECORD]>> = RefCell::new(Box::new([0; RECORD]));
 }
 
-/// A piece of a write: its bytes, or None for one the caller described with a NULL
-/// address and a non-zero length.
-pub type Piece<'a> = Option<&'a [u8]>;
+/// A piece of a write: its bytes, or why the caller's description of it is unusable.
+pub type Piece<'a> = Result<&'a [u8], BadPiece>;
 
-/// The error for a call with a bad piece, naming the first one.
-fn bad_piece<'a>(mut pieces: impl Iterator<Item = Piece<'a>>) -> Error {
-    let i = pieces.position(|piece| piece.is_none()).unwrap_or_default();
-    Error::Invalid(format!("writev: iov[{i}] has a NULL base and a non-zero length"))
+/// What writev(2) would refuse in one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadPiece {
+    /// A NULL address with a non-zero length.
+    NullBase,
+    /// A length above SSIZE_MAX.
+    TooLong,
+}
+
+/// Whether `pieces`, after pieces adding up to `sum` bytes, pass writev(2)'s checks:
+/// every piece usable, all lengths adding up to at most SSIZE_MAX.
+fn pieces_ok<'a>(pieces: impl Iterator<Item = Piece<'a>>, mut sum: usize) -> bool {
+    if sum > isize::MAX as usize {
+        return false;
+    }
+    for piece in pieces {
+        let Ok(piece) = piece else { return false };
+        // Each length is at most SSIZE_MAX (iov_piece refuses more), so this cannot wrap.
+        sum += piece.len();
+        if sum > isize::MAX as usize {
+            return false;
+        }
+    }
+    true
+}
+
+/// The error for a call whose pieces fail `pieces_ok`, naming the first bad one.
+#[cold]
+fn bad_call<'a>(pieces: impl Iterator<Item = Piece<'a>>) -> Error {
+    for (i, piece) in pieces.enumerate() {
+        match piece {
+            Err(BadPiece::NullBase) => return Error::Invalid(format!("writev: iov[{i}] has a NULL base and a non-zero length")),
+            Err(BadPiece::TooLong) => return Error::Invalid(format!("writev: iov[{i}] has a length above SSIZE_MAX")),
+            Ok(_) => {}
+        }
+    }
+    Error::Invalid("writev: the lengths add up to more than SSIZE_MAX".into())
 }
 
 impl Connection {
     /// Commits a prefix of the concatenated `pieces` and returns its length.
-    /// Err(WantWrite/WantRead): nothing of this call was committed. A bad piece anywhere
-    /// fails the call with its error before anything happens: nothing is committed, no
-    /// handshake step taken, nothing flushed.
+    /// Err(WantWrite/WantRead): nothing of this call was committed. A bad piece anywhere,
+    /// or lengths adding up past SSIZE_MAX, fail the call before anything happens: nothing
+    /// is committed, no handshake step taken, nothing flushed.
     pub fn writev<'a, I>(&mut self, pieces: I) -> Result<usize, Error>
     where
         I: Iterator<Item = Piece<'a>> + Clone,
     {
         // On the fast path pieces are checked as they are copied (see encrypt); whatever
         // comes before that must not happen for bad input, so then all are checked first.
-        if (!self.is_open() || self.pending_write() > 0) && pieces.clone().any(|piece| piece.is_none()) {
-            return Err(bad_piece(pieces));
+        if (!self.is_open() || self.pending_write() > 0) && !pieces_ok(pieces.clone(), 0) {
+            return Err(bad_call(pieces));
         }
         self.ensure_established()?;
         // Every call moves committed bytes along, even one with nothing new to write.
         if self.pending_write() > 0 {
             self.flush_out()?;
         }
-        if pieces.clone().all(|piece| piece.is_some_and(<[u8]>::is_empty)) {
+        if pieces.clone().all(|piece| matches!(piece, Ok(p) if p.is_empty())) {
             return Ok(0);
         }
         if self.pending_write() > 0 {
@@ -103,12 +135,13 @@ impl Connection {
         let mut written = 0;
         let mut staged = 0;
         // A bad piece met while only staging commits nothing; the pieces after the first
-        // record's end are checked before it is encrypted. So a call of small pieces that
-        // fits one record (the common reply) reads its iov once.
+        // record's end are checked before it is encrypted (with the sum of all lengths,
+        // which only a call that fills a record can take past SSIZE_MAX). So a call of
+        // small pieces that fits one record (the common reply) reads its iov once.
         let mut rest_checked = false;
         'pieces: while let Some(piece) = pieces.next() {
-            let Some(piece) = piece else {
-                return Err(bad_piece(all));
+            let Ok(piece) = piece else {
+                return Err(bad_call(all));
             };
             // The common case: a small piece joins the staging record, nothing more.
             if piece.len() < RECORD - staged {
@@ -118,8 +151,9 @@ impl Connection {
             }
             // This piece completes at least one record.
             if !rest_checked {
-                if pieces.clone().any(|piece| piece.is_none()) {
-                    return Err(bad_piece(all));
+                // No record is done yet, so the pieces before this one add up to `staged`.
+                if !pieces_ok(pieces.clone(), staged + piece.len()) {
+                    return Err(bad_call(all));
                 }
                 rest_checked = true;
             }
