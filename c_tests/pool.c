@@ -95,6 +95,10 @@ static void slowloris_and_busy(void) {
              *third = conn_tls_new_server(srv, c3[0]);
     double start = now_s();
     CHECK_EQ(conn_tls_pool_submit(pool, silent, &a), CONN_TLS_OK);
+    /* Submitted again while inside (an event loop that still watched its fd): refused,
+     * and nothing changes: the pool still has it, under its first tag. */
+    CHECK_EQ(conn_tls_pool_submit(pool, silent, &b), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_thread_last_error(), "already inside the pool");
     CHECK_EQ(conn_tls_pool_submit(pool, second, &b), CONN_TLS_OK);
     /* Full: BUSY, and the connection is still ours and untouched. */
     CHECK_EQ(conn_tls_pool_submit(pool, third, &c3), CONN_TLS_BUSY);

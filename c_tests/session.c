@@ -228,6 +228,24 @@ static void verification_failures(void) {
     close_pair(&p);
     p = connect_pair(srv, cli, "10.9.8.7", 0);
     CHECK_EQ(handshake_both(p.c, p.s), CONN_TLS_ERR);
+    close_pair(&p);
+    /* verify-server-name no: the name is only sent as SNI, the chain is still checked. */
+    conn_tls_ctx *open_srv = ctx_from(config_of("cert-file", cert("server.crt"), "key-file", cert("server.key"),
+                                                "auth-clients", "no", NULL));
+    conn_tls_ctx *sni_only = ctx_from(config_of("ca-cert-file", cert("ca.crt"), "verify-server-name", "no", NULL));
+    p = connect_pair(open_srv, sni_only, "not-localhost.example", 0);
+    CHECK_EQ(handshake_both(p.c, p.s), CONN_TLS_OK);
+    close_pair(&p);
+    p = connect_pair(open_srv, sni_only, "10.9.8.7", 0);
+    CHECK_EQ(handshake_both(p.c, p.s), CONN_TLS_OK);
+    close_pair(&p);
+    conn_tls_ctx *wrong_ca = ctx_from(config_of("ca-cert-file", cert("other-ca.crt"), "verify-server-name", "no", NULL));
+    p = connect_pair(open_srv, wrong_ca, "localhost", 0);
+    CHECK_EQ(handshake_both(p.c, p.s), CONN_TLS_ERR);
+    CHECK_CONTAINS(conn_tls_last_error(p.c), "verify failed");
+    conn_tls_ctx_free(open_srv);
+    conn_tls_ctx_free(sni_only);
+    conn_tls_ctx_free(wrong_ca);
     CHECK_CONTAINS(conn_tls_last_error(p.c), "verify failed");
     close_pair(&p);
 
@@ -281,6 +299,36 @@ static void garbage_peer(void) {
     conn_tls_ctx_free(srv);
 }
 
+/* A client that sent its ClientHello and gave up (closed its side) before the server got
+ * to it: the server fails the handshake without answering (no key exchange, no signature
+ * for nobody), on TCP and on a socket pair. */
+static void client_gone_before_handshake(void) {
+    conn_tls_ctx *srv = server_ctx(), *cli = client_ctx();
+    for (int tcp = 0; tcp < 2; tcp++) {
+        pair p = connect_pair(srv, cli, "localhost", tcp);
+        CHECK_EQ(conn_tls_handshake(p.c), CONN_TLS_WANT_READ); /* the ClientHello is sent */
+        CHECK(shutdown(p.sv[1], SHUT_WR) == 0);
+        usleep(20000);
+        CHECK_EQ(conn_tls_handshake(p.s), CONN_TLS_ERR);
+        CHECK_CONTAINS(conn_tls_last_error(p.s), "closed the connection before its handshake began");
+        CHECK_EQ(conn_tls_handshake(p.s), CONN_TLS_ERR); /* and stays failed */
+        char byte;
+        CHECK_EQ(recv(p.sv[1], &byte, 1, 0), -1); /* no ServerHello came */
+        CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+        close_pair(&p);
+    }
+    /* Still there: the same first step answers, and the handshake completes. */
+    pair p = connect_pair(srv, cli, "localhost", 1);
+    CHECK_EQ(conn_tls_handshake(p.c), CONN_TLS_WANT_READ);
+    usleep(20000);
+    CHECK_EQ(conn_tls_handshake(p.s), CONN_TLS_WANT_READ);
+    CHECK_EQ(handshake_both(p.s, p.c), CONN_TLS_OK);
+    close_pair(&p);
+    conn_tls_ctx_free(srv);
+    conn_tls_ctx_free(cli);
+    CHECK_QUEUE_EMPTY();
+}
+
 int main(void) {
     basics();
     resumption_and_reload();
@@ -288,6 +336,7 @@ int main(void) {
     resumption_off();
     verification_failures();
     garbage_peer();
+    client_gone_before_handshake();
     printf("session: ok\n");
     return 0;
 }

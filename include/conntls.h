@@ -1,16 +1,21 @@
 /*
  * conntls: TLS connections for C servers, over the system OpenSSL 3.
  *
- * Link with `pkg-config --cflags --libs conntls` (libconntls.so.0, or libconntls.a with
- * `pkg-config --static`).
+ * Link with `pkg-config --cflags --libs conntls` (libconntls.so.0), or with
+ * `pkg-config --cflags --libs conntls-static` (libconntls.a by its path: with the .so
+ * installed too, `-lconntls` would take the .so, even under `pkg-config --static`).
  *
  * Conventions every function follows:
- *  - Status codes: CONN_TLS_OK 0, CONN_TLS_ERR -1 (fatal for the connection;
- *    conn_tls_last_error says why), CONN_TLS_WANT_READ -2 / CONN_TLS_WANT_WRITE -3 (nothing
- *    done; call again when the fd is readable / writable), CONN_TLS_EINVAL -4 (bad
- *    argument; nothing changed), CONN_TLS_BUSY -5 (the handshake pool is full). Functions
- *    returning ssize_t return a count >= 0 or one of these. The values are fixed and never
- *    reused.
+ *  - Status codes (the enum conn_tls_status; functions take and return them as int):
+ *    CONN_TLS_OK 0, CONN_TLS_ERR -1 (fatal for the connection; conn_tls_last_error says
+ *    why), CONN_TLS_WANT_READ -2 / CONN_TLS_WANT_WRITE -3 (nothing done; call again when
+ *    the fd is readable / writable), CONN_TLS_EINVAL -4 (bad argument; nothing changed),
+ *    CONN_TLS_BUSY -5 (the handshake pool is full). Functions returning ssize_t return a
+ *    count >= 0 or one of these. The values are fixed and never reused;
+ *    conn_tls_status_name names them.
+ *  - Every call that fails (a NULL from a constructor, ERR, EINVAL or BUSY) also leaves
+ *    its status and message for the calling thread: conn_tls_thread_last_status and
+ *    conn_tls_thread_last_error, read right after the call (for bindings above all).
  *  - Threads: a conn_tls_ctx and a conn_tls_config may be used from any number of threads
  *    at once. A conn_tls is used by one thread at a time, but any thread: the caller's own
  *    hand-off (a mutex, a queue) is all the synchronisation needed.
@@ -44,35 +49,55 @@
 
 
 /*
- conn_tls_ctx_cert_info: the server's own certificate (cert-file).
+ Status codes (conn_tls_status). Functions return them as int; functions returning
+ ssize_t return a count >= 0 or one of them. The values are fixed and never reused.
+ (An enum, so that every binding generator sees one signed type for all of them.)
  */
-#define CONN_TLS_CERT_SERVER 0
+typedef enum {
+  /*
+   Done.
+   */
+  CONN_TLS_OK = 0,
+  /*
+   Failed: fatal for the connection; conn_tls_last_error (or the err buffer, or
+   conn_tls_thread_last_error) says why.
+   */
+  CONN_TLS_ERR = -1,
+  /*
+   Nothing done; call again when the fd is readable.
+   */
+  CONN_TLS_WANT_READ = -2,
+  /*
+   Nothing done; call again when the fd is writable.
+   */
+  CONN_TLS_WANT_WRITE = -3,
+  /*
+   A bad argument (NULL handle, bad iov, unknown option...); nothing changed.
+   */
+  CONN_TLS_EINVAL = -4,
+  /*
+   The handshake pool is full: nothing was taken; try again later (or close).
+   */
+  CONN_TLS_BUSY = -5,
+} conn_tls_status;
 
 /*
- conn_tls_ctx_cert_info: the certificate client connections present (client-cert-file,
- else cert-file).
+ Which certificates conn_tls_ctx_cert_info describes (conn_tls_cert_kind; passed as int).
  */
-#define CONN_TLS_CERT_CLIENT 1
-
-/*
- conn_tls_ctx_cert_info: the trusted CA certificates (ca-cert-file and ca-cert-dir).
- */
-#define CONN_TLS_CERT_CA 2
-
-#define CONN_TLS_OK 0
-
-#define CONN_TLS_ERR -1
-
-#define CONN_TLS_WANT_READ -2
-
-#define CONN_TLS_WANT_WRITE -3
-
-#define CONN_TLS_EINVAL -4
-
-/*
- The handshake pool is full: nothing was taken; try again later (or close).
- */
-#define CONN_TLS_BUSY -5
+typedef enum {
+  /*
+   The server's own certificate (cert-file).
+   */
+  CONN_TLS_CERT_SERVER = 0,
+  /*
+   The certificate client connections present (client-cert-file, else cert-file).
+   */
+  CONN_TLS_CERT_CLIENT = 1,
+  /*
+   The trusted CA certificates (ca-cert-file and ca-cert-dir).
+   */
+  CONN_TLS_CERT_CA = 2,
+} conn_tls_cert_kind;
 
 /*
  A set of options to build a context from (conn_tls_config). Internally locked, so a
@@ -119,9 +144,20 @@ conn_tls_config *conn_tls_config_new(void);
  Sets option `name` to `value`. Names are Valkey's tls-* names without the prefix:
  cert-file, key-file, key-file-pass, client-cert-file, client-key-file,
  client-key-file-pass, ca-cert-file, ca-cert-dir, dh-params-file, protocols, ciphers,
- ciphersuites, prefer-server-ciphers, session-caching, session-cache-size,
- session-cache-timeout, auth-clients (no/yes/optional; default yes), tcp-user-timeout (ms)
- and tcp-keepalive (s). An empty value unsets a file, passphrase or cipher option.
+ ciphersuites, groups (key-exchange groups in SSL_CTX_set1_groups_list's syntax, e.g.
+ "X25519MLKEM768:X25519:P-256"; unset: OpenSSL's default, which on OpenSSL 3.5+ prefers
+ the hybrid post-quantum X25519MLKEM768), prefer-server-ciphers, session-caching,
+ session-cache-size, session-cache-timeout, auth-clients (no/yes/optional; default yes),
+ verify-server-name (yes/no; default yes: client connections check the certificate
+ against their server_name; no: it is only sent as SNI), tcp-user-timeout (ms,
+ TCP_USER_TIMEOUT on every new connection) and tcp-keepalive (s: probes after that many
+ idle seconds, then every third of it, three of them; see conn_tls_set_keepalive for how
+ it and the user timeout combine). An empty value unsets a file, passphrase or cipher
+ option.
+
+ Values are bytes: file options (cert-file, ca-cert-dir...) are paths and take any bytes
+ but NUL, as Linux does, and so do passphrases; every other option is text and must be
+ UTF-8.
 
  Only syntax is checked here (numbers, yes/no, protocol names); files and cipher strings
  are checked by conn_tls_ctx_new / conn_tls_ctx_reload.
@@ -149,8 +185,11 @@ void conn_tls_config_free(conn_tls_config *cfg);
  on it, never closes it. The caller owns the result and frees it with conn_tls_free,
  before closing the fd.
  Threads: any thread; the context may be in use by other threads.
- Returns NULL when `ctx` is NULL, `fd` is not an open stream socket, or the context has
- no cert-file/key-file (the reason goes to the log callback).
+ Returns NULL when `ctx` is NULL, `fd` is negative or not an open stream socket, the
+ context has no cert-file/key-file, the context's tcp-user-timeout / tcp-keepalive cannot
+ be set on `fd`, or memory runs out. The reason is recorded for the thread
+ (conn_tls_thread_last_status: CONN_TLS_EINVAL for a bad argument, CONN_TLS_ERR
+ otherwise; conn_tls_thread_last_error: the message) and logged as a warning.
  */
 conn_tls *conn_tls_new_server(conn_tls_ctx *ctx, int fd);
 
@@ -159,16 +198,26 @@ conn_tls *conn_tls_new_server(conn_tls_ctx *ctx, int fd);
  socket. The peer's chain is always verified against ca-cert-file / ca-cert-dir (the
  system's trust store when neither is set). `server_name` (copied) is sent as SNI and
  the certificate must match it (an IP address is matched against the certificate's IP
- entries and not sent as SNI); NULL sends no SNI and checks the chain only.
+ entries and not sent as SNI); NULL sends no SNI and checks the chain only. With the
+ context option verify-server-name no, server_name is only sent as SNI (what Valkey's
+ replication and cluster links do) and the chain alone is checked.
 
  Resumption: the context keeps the newest session it got for each server_name (NULL
- counts as one name) and offers it here. Liveness defaults for client connections, unless
- the context options set them: TCP_USER_TIMEOUT 30000 ms and keepalive after 15 s idle
- (probes every 5 s, 3 of them) on TCP sockets. The user timeout also fails a server that
- is alive but does not read for 30 s; raise it with conn_tls_set_user_timeout for peers
- that may legitimately stall longer, or set 0 to turn it off.
+ counts as one name) and offers it here.
 
- Ownership, threads and NULL returns as conn_tls_new_server.
+ Liveness defaults for client connections on TCP sockets, where the context options do
+ not set them: keepalive after 15 s idle (probes every 5 s, 3 of them) and
+ TCP_USER_TIMEOUT 30000 ms. The user timeout also fails a server that is alive but does
+ not read for 30 s; raise it with conn_tls_set_user_timeout for peers that may
+ legitimately stall longer, or set 0 to turn it off. This default user timeout follows
+ keepalive the caller chooses (the tcp-keepalive option, conn_tls_set_keepalive), so
+ that keepalive keeps its promise (see conn_tls_set_keepalive).
+
+ Ownership, threads as conn_tls_new_server.
+ Returns NULL when `ctx` is NULL, `fd` is negative or not an open stream socket,
+ `server_name` is not UTF-8 or not a usable host name, a socket option cannot be set on
+ `fd` (TCP_USER_TIMEOUT, keepalive), or memory runs out. The reason is recorded for the
+ thread and logged, as for conn_tls_new_server.
  */
 conn_tls *conn_tls_new_client(conn_tls_ctx *ctx, int fd, const char *server_name);
 
@@ -181,12 +230,16 @@ conn_tls *conn_tls_new_client(conn_tls_ctx *ctx, int fd, const char *server_name
  CONN_TLS_WANT_READ / CONN_TLS_WANT_WRITE (call again when the fd is readable /
  writable), CONN_TLS_ERR (conn_tls_last_error says why: the peer's certificate, a
  protocol error, a timeout...), CONN_TLS_EINVAL for NULL.
+ A server connection whose client closed its side before the server's first flight
+ (a client that gave up while its connection waited to be accepted) fails at once with
+ CONN_TLS_ERR, "the client closed the connection before its handshake began", without
+ the key exchange or signature being computed: such a client can never finish.
  */
 int conn_tls_handshake(conn_tls *c);
 
 /*
- Reads decrypted bytes into `buf` (at most `len`). Drives the handshake first if it is
- not done.
+ Reads decrypted bytes into `buf` (at most `len`; a `len` above INT_MAX reads at most
+ INT_MAX bytes, as read(2) clamps). Drives the handshake first if it is not done.
 
  Returns the number of bytes read (> 0); 0 when the peer closed the stream (close_notify
  or EOF); CONN_TLS_WANT_READ / CONN_TLS_WANT_WRITE; CONN_TLS_ERR; CONN_TLS_EINVAL for a
@@ -198,7 +251,8 @@ int conn_tls_handshake(conn_tls *c);
 ssize_t conn_tls_read(conn_tls *c, void *buf, size_t len);
 
 /*
- conn_tls_writev with one buffer. `buf` may be NULL when `len` is 0.
+ conn_tls_writev with one buffer. `buf` may be NULL when `len` is 0. A `len` above
+ SSIZE_MAX is CONN_TLS_EINVAL, as writev(2) refuses it: nothing is read or written.
  */
 ssize_t conn_tls_write(conn_tls *c, const void *buf, size_t len);
 
@@ -215,8 +269,10 @@ ssize_t conn_tls_write(conn_tls *c, const void *buf, size_t len);
  business: no sequence of calls can produce "bad length" or "bad write retry").
  Returns 0 when there is nothing to write (iovcnt 0 or all lengths 0); committed bytes
  still move along. CONN_TLS_ERR: the connection is dead. CONN_TLS_EINVAL: NULL handle,
- iovcnt < 0 or > IOV_MAX, NULL iov with iovcnt > 0, or an entry with a NULL base and a
- non-zero length; nothing was written.
+ what writev(2) refuses: iovcnt < 0 or > IOV_MAX, a NULL iov with iovcnt > 0, an entry
+ with a NULL base and a non-zero length, an entry longer than SSIZE_MAX, or lengths
+ adding up to more than SSIZE_MAX; nothing was read from the buffers, written or
+ flushed.
 
  The caller may reuse or free its buffers as soon as the call returns. Memory stays
  bounded whatever the iov: at most about 33 KiB of ciphertext (two records) waits per
@@ -275,6 +331,9 @@ uint64_t conn_tls_generation(const conn_tls *c);
  connection and the next call returns CONN_TLS_ERR with conn_tls_last_error saying the
  peer timed out. 0 turns it off (then a black-holed peer takes about 15 minutes of
  retransmits to detect). Note that a peer that is alive but does not read is failed too.
+ A user timeout set here (or by the tcp-user-timeout option) is the caller's: keepalive
+ set later does not change it, and on Linux it also decides when keepalive gives up
+ (see conn_tls_set_keepalive).
  Returns CONN_TLS_OK, or CONN_TLS_EINVAL (NULL, a socket that is not TCP, a value the
  kernel refuses) with the reason in conn_tls_last_error.
  */
@@ -283,11 +342,26 @@ int conn_tls_set_user_timeout(conn_tls *c, unsigned int ms);
 /*
  Sets TCP keepalive on the connection's socket, overriding the context's default: after
  `idle_s` idle seconds, `count` probes `interval_s` seconds apart; with none answered the
- next call returns CONN_TLS_ERR ("peer timed out"). Detects a dead peer of an idle
- connection within idle_s + interval_s * count seconds; it does not help while sent data
- is unacknowledged (that is conn_tls_set_user_timeout's job). `idle_s` 0 turns keepalive
- off. Returns CONN_TLS_OK, or CONN_TLS_EINVAL (NULL, a non-TCP socket, a zero interval
- or count) with the reason in conn_tls_last_error.
+ next call returns CONN_TLS_ERR ("peer timed out"). It does not help while sent data is
+ unacknowledged (that is conn_tls_set_user_timeout's job). `idle_s` 0 turns keepalive
+ off.
+
+ On Linux, once a TCP_USER_TIMEOUT is set, it and not `count` decides when keepalive
+ gives up. So:
+  - with the library's default user timeout (client connections), the user timeout is
+    moved to match: idle_s + interval_s * (count - 1/2) seconds, which ends the
+    connection at the tick of the last unanswered probe. An idle dead peer is found
+    within idle_s + interval_s * count seconds (gRPC's rule: user timeout = keepalive
+    timeout). Turning keepalive off restores the default 30000 ms;
+  - with no user timeout (server connections by default), `count` decides, with the
+    same bound;
+  - with a user timeout the caller set (conn_tls_set_user_timeout, the tcp-user-timeout
+    option), the caller's wins: keepalive gives up at the first probe tick at or after
+    that timeout, i.e. after max(timeout, idle_s + interval_s) seconds or up to one
+    interval later.
+
+ Returns CONN_TLS_OK, or CONN_TLS_EINVAL (NULL, a non-TCP socket, a zero interval or
+ count) with the reason in conn_tls_last_error.
  */
 int conn_tls_set_keepalive(conn_tls *c, unsigned int idle_s, unsigned int interval_s, unsigned int count);
 
@@ -322,6 +396,14 @@ const char *conn_tls_protocol(const conn_tls *c);
 const char *conn_tls_cipher(const conn_tls *c);
 
 /*
+ The key-exchange group the handshake used, as OpenSSL names it ("X25519", "secp256r1",
+ "X25519MLKEM768" for the hybrid post-quantum group on OpenSSL 3.5+); "" before the
+ handshake is done, when no key exchange took place, or for NULL. Static string. Does
+ not change the connection.
+ */
+const char *conn_tls_group(const conn_tls *c);
+
+/*
  1 when the handshake resumed an earlier session, else 0 (also for NULL).
  */
 int conn_tls_session_reused(const conn_tls *c);
@@ -332,9 +414,16 @@ int conn_tls_session_reused(const conn_tls *c);
  Ownership: `cfg` stays the caller's (it may be freed right after); the caller owns the
  result and frees it with conn_tls_ctx_free.
  Threads: a context may be used from any number of threads at once.
- Returns NULL on failure, with a message in `err` naming the file or option and the
- reason (missing, unreadable, not PEM, wrong or missing passphrase, key does not match
- the certificate, no CA while auth-clients is yes/optional, no usable cipher...).
+ Files: every file option must name a regular file (ca-cert-dir a directory, of which
+ the regular files are read). Anything else (a FIFO, a device such as /dev/zero, a
+ socket, a directory) is refused at once, without blocking. A file may hold at most
+ 8 MiB, and the files of ca-cert-dir 64 MiB together.
+ Returns NULL on failure (a NULL cfg, or memory running out, too), with a message in
+ `err` naming the file or option and the reason (missing, unreadable, not a regular
+ file, too large, not PEM, wrong or missing passphrase, key does not match the
+ certificate, no CA while auth-clients is yes/optional, no usable cipher, a group this
+ OpenSSL does not know...). The same status and message are recorded for the thread
+ (conn_tls_thread_last_status: CONN_TLS_EINVAL for a NULL cfg, else CONN_TLS_ERR).
  A context without cert-file/key-file makes client connections only.
  */
 conn_tls_ctx *conn_tls_ctx_new(const conn_tls_config *cfg, char *err, size_t errlen);
@@ -396,12 +485,53 @@ ssize_t conn_tls_ctx_cert_info(const conn_tls_ctx *ctx, int which, int64_t *not_
 const char *conn_tls_version(void);
 
 /*
+ The OpenSSL the library runs on, as OpenSSL names itself (e.g. "OpenSSL 3.0.19 27 Jan
+ 2026"): the system's libssl, or the one linked into the library. Static; never freed.
+ */
+const char *conn_tls_openssl_version(void);
+
+/*
  Sends the library's log messages to `cb` (NULL: drop them; the default). Levels follow
- syslog: 3 error, 4 warning, 6 info, 7 debug. `cb` may be called from any thread that
- calls into the library, with `ud` as given; `msg` is valid only during the call. The
- library never prints to stdout or stderr.
+ syslog: 3 error, 4 warning, 6 info, 7 debug. The library never prints to stdout or
+ stderr.
+
+ Threads: `cb` runs, with `ud` as given, on whichever thread the library logs from:
+ any thread inside a conn_tls_* call, and the handshake pool's own worker threads
+ (named conntls-hs-N), so it must be thread-safe. `msg` is valid only during the call.
+ Messages the library would log while `cb` itself is running on the same thread (`cb`
+ calling into the library) are dropped, never delivered re-entrantly.
+
+ Lifetime: once conn_tls_set_log returns, the previous callback is not running on any
+ thread (the call waits for calls of it in progress to finish) and is never called
+ again, so its `ud` may be freed. Called from inside the callback itself, it does not
+ wait for that one call (the caller's own), only for calls on other threads.
  */
 void conn_tls_set_log(conn_tls_log_callback cb, void *ud);
+
+/*
+ The name of a status code, e.g. "CONN_TLS_WANT_READ" for CONN_TLS_WANT_READ, so
+ bindings and messages need not copy the table; "unknown status" for any other value.
+ Static string; never NULL. Threads: any.
+ */
+const char *conn_tls_status_name(int status);
+
+/*
+ The status of the most recent call on the calling thread that failed: CONN_TLS_ERR,
+ CONN_TLS_EINVAL or CONN_TLS_BUSY, whatever the call returned it as (a NULL from a
+ constructor, a status, a negative count); CONN_TLS_OK when no call on this thread has
+ failed yet. WANT_READ / WANT_WRITE are not failures and leave it alone, and so do calls
+ that succeed: read it right after the call that failed.
+ For bindings, which must turn a NULL from conn_tls_new_server, conn_tls_new_client,
+ conn_tls_ctx_new or conn_tls_pool_new into an error with a message.
+ */
+int conn_tls_thread_last_status(void);
+
+/*
+ The message of that failure (as conn_tls_last_error's, or the err buffer's, for the
+ calls that have those); "" when none. Never NULL. The string belongs to the calling
+ thread and stays valid until the next failing call on that thread.
+ */
+const char *conn_tls_thread_last_error(void);
 
 /*
  Starts a handshake pool for servers without IO threads of their own: `threads` worker
@@ -412,8 +542,9 @@ void conn_tls_set_log(conn_tls_log_callback cb, void *ud);
 
  Ownership: the caller owns the pool and frees it with conn_tls_pool_free.
  Threads: submit, collect and fd may be called from any thread.
- Returns NULL when an argument is 0 or the threads cannot start (the reason goes to the
- log callback).
+ Returns NULL when an argument is 0 (CONN_TLS_EINVAL) or the threads cannot start
+ (CONN_TLS_ERR); the reason is recorded for the thread (conn_tls_thread_last_error) and
+ logged.
  */
 conn_tls_pool *conn_tls_pool_new(unsigned int threads, unsigned int max_inflight, unsigned int timeout_ms);
 
@@ -422,9 +553,12 @@ conn_tls_pool *conn_tls_pool_new(unsigned int threads, unsigned int max_inflight
  done) to the pool, tagged with `user`.
 
  Ownership: on CONN_TLS_OK the pool owns `c` until conn_tls_pool_collect gives it back;
- do not use it meanwhile. On any other return the caller still owns `c`.
+ do not use it meanwhile. On CONN_TLS_BUSY, or CONN_TLS_EINVAL for NULL, the caller
+ still owns `c`.
  Returns CONN_TLS_OK; CONN_TLS_BUSY when max_inflight connections are inside (nothing
- taken: retry after collecting, or refuse the client); CONN_TLS_EINVAL for NULL.
+ taken: retry after collecting, or refuse the client); CONN_TLS_EINVAL for NULL, and
+ for a connection already inside this pool (submitted again before it was collected:
+ an event loop that still watches its fd), which changes nothing: the pool keeps it.
  */
 int conn_tls_pool_submit(conn_tls_pool *pool, conn_tls *c, void *user);
 

@@ -1,29 +1,50 @@
 //! The `log` crate bridged to the caller's callback. Nothing is ever printed.
+//!
+//! A caller, a binding above all, must know when it may free the callback and the user
+//! data it gave: so replacing the callback waits until no call of the old one is running.
+//! Each call of the callback holds a reference to the sink it took (an Arc); a swap
+//! replaces the sink and then waits, on the same mutex, until no other reference to the
+//! old one is left. The lock is never held while the callback runs.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 /// The C callback: `ud` as given, a syslog level, a NUL-terminated message valid for the call.
 pub type LogCallback = Option<unsafe extern "C" fn(ud: *mut c_void, level: c_int, msg: *const c_char)>;
 
-#[derive(Clone, Copy)]
 struct Sink {
     callback: unsafe extern "C" fn(*mut c_void, c_int, *const c_char),
     user_data: usize,
 }
 
-static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+static SINK: Mutex<Option<Arc<Sink>>> = Mutex::new(None);
+/// Signalled each time a call of a callback has given its sink back.
+static RETURNED: Condvar = Condvar::new();
+
+thread_local! {
+    /// The sink whose callback this thread is running, or null.
+    static INSIDE: Cell<*const Sink> = const { Cell::new(std::ptr::null()) };
+}
+
+fn sink() -> MutexGuard<'static, Option<Arc<Sink>>> {
+    SINK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 struct Bridge;
 
 impl log::Log for Bridge {
     fn enabled(&self, _: &log::Metadata) -> bool {
-        SINK.read().map(|s| s.is_some()).unwrap_or(false)
+        sink().is_some()
     }
 
     fn log(&self, record: &log::Record) {
-        // Copy the sink out first: the callback may itself call conn_tls_set_log.
-        let Some(sink) = *SINK.read().unwrap_or_else(|e| e.into_inner()) else { return };
+        // The callback calling into the library: its messages are dropped, not delivered
+        // re-entrantly (which could recurse without end).
+        if !INSIDE.with(Cell::get).is_null() {
+            return;
+        }
+        let Some(current) = sink().clone() else { return };
         let level = match record.level() {
             log::Level::Error => 3,
             log::Level::Warn => 4,
@@ -31,7 +52,14 @@ impl log::Log for Bridge {
             log::Level::Debug | log::Level::Trace => 7,
         };
         let msg = CString::new(record.args().to_string().replace('\0', " ")).unwrap_or_default();
-        unsafe { (sink.callback)(sink.user_data as *mut c_void, level, msg.as_ptr()) };
+        INSIDE.with(|inside| inside.set(Arc::as_ptr(&current)));
+        unsafe { (current.callback)(current.user_data as *mut c_void, level, msg.as_ptr()) };
+        INSIDE.with(|inside| inside.set(std::ptr::null()));
+        // Given back under the lock, so a swap waiting for this sink sees it go.
+        let guard = sink();
+        drop(current);
+        drop(guard);
+        RETURNED.notify_all();
     }
 
     fn flush(&self) {}
@@ -39,14 +67,22 @@ impl log::Log for Bridge {
 
 static BRIDGE: Bridge = Bridge;
 
-/// Sends library messages to `callback` (None: drop them).
+/// Sends library messages to `callback` (None: drop them). Returns once no call of the
+/// previous callback is running on another thread.
 pub fn set_callback(callback: LogCallback, user_data: *mut c_void) {
     // A Rust host may have its own logger; then conntls's messages go there instead.
     static OURS: OnceLock<bool> = OnceLock::new();
     let ours = *OURS.get_or_init(|| log::set_logger(&BRIDGE).is_ok());
-    *SINK.write().unwrap_or_else(|e| e.into_inner()) =
-        callback.map(|callback| Sink { callback, user_data: user_data as usize });
+    let mut guard = sink();
+    let old = std::mem::replace(&mut *guard, callback.map(|callback| Arc::new(Sink { callback, user_data: user_data as usize })));
     if ours {
         log::set_max_level(if callback.is_some() { log::LevelFilter::Debug } else { log::LevelFilter::Off });
+    }
+    let Some(old) = old else { return };
+    // References to `old`: this one, plus one per call of it still running. Called from
+    // inside the callback, this thread's own call cannot end first: it is not waited for.
+    let own_call = usize::from(INSIDE.with(Cell::get) == Arc::as_ptr(&old));
+    while Arc::strong_count(&old) > 1 + own_call {
+        guard = RETURNED.wait(guard).unwrap_or_else(|e| e.into_inner());
     }
 }

@@ -17,9 +17,20 @@ pub extern "C" fn conn_tls_config_new() -> *mut Config {
 /// Sets option `name` to `value`. Names are Valkey's tls-* names without the prefix:
 /// cert-file, key-file, key-file-pass, client-cert-file, client-key-file,
 /// client-key-file-pass, ca-cert-file, ca-cert-dir, dh-params-file, protocols, ciphers,
-/// ciphersuites, prefer-server-ciphers, session-caching, session-cache-size,
-/// session-cache-timeout, auth-clients (no/yes/optional; default yes), tcp-user-timeout (ms)
-/// and tcp-keepalive (s). An empty value unsets a file, passphrase or cipher option.
+/// ciphersuites, groups (key-exchange groups in SSL_CTX_set1_groups_list's syntax, e.g.
+/// "X25519MLKEM768:X25519:P-256"; unset: OpenSSL's default, which on OpenSSL 3.5+ prefers
+/// the hybrid post-quantum X25519MLKEM768), prefer-server-ciphers, session-caching,
+/// session-cache-size, session-cache-timeout, auth-clients (no/yes/optional; default yes),
+/// verify-server-name (yes/no; default yes: client connections check the certificate
+/// against their server_name; no: it is only sent as SNI), tcp-user-timeout (ms,
+/// TCP_USER_TIMEOUT on every new connection) and tcp-keepalive (s: probes after that many
+/// idle seconds, then every third of it, three of them; see conn_tls_set_keepalive for how
+/// it and the user timeout combine). An empty value unsets a file, passphrase or cipher
+/// option.
+///
+/// Values are bytes: file options (cert-file, ca-cert-dir...) are paths and take any bytes
+/// but NUL, as Linux does, and so do passphrases; every other option is text and must be
+/// UTF-8.
 ///
 /// Only syntax is checked here (numbers, yes/no, protocol names); files and cipher strings
 /// are checked by conn_tls_ctx_new / conn_tls_ctx_reload.
@@ -40,15 +51,12 @@ pub unsafe extern "C" fn conn_tls_config_set(
         let result = (|| {
             let cfg = ffi::handle_ref(cfg).ok_or("cfg is NULL")?;
             let name = ffi::str_arg(name, "name")?.ok_or("name is NULL")?;
-            let value = ffi::str_arg(value, "value")?.ok_or_else(|| format!("option '{name}': value is NULL"))?;
+            let value = ffi::bytes_arg(value).ok_or_else(|| format!("option '{name}': value is NULL"))?;
             cfg.set(name, value)
         })();
         match result {
             Ok(()) => CONN_TLS_OK,
-            Err(msg) => {
-                ffi::write_message(err, errlen, &msg);
-                CONN_TLS_EINVAL
-            }
+            Err(msg) => ffi::fail_with(err, errlen, CONN_TLS_EINVAL, &msg),
         }
     })
 }

@@ -5,16 +5,19 @@ use libc::{iovec, ssize_t};
 
 use crate::connection::{Connection, Error};
 use crate::context::Context;
-use crate::writev::Piece;
+use crate::writev::{BadPiece, Piece};
 use crate::ffi::{self, boundary, CONN_TLS_EINVAL, CONN_TLS_OK};
 
+/// The message of a call on a NULL connection handle.
+const NULL_CONNECTION: &str = "the connection handle is NULL";
+
 /// Runs `f` on the connection behind `c`; the status of its result, recording a failure's
-/// message for conn_tls_last_error.
+/// message for conn_tls_last_error and conn_tls_thread_last_error.
 unsafe fn call<T>(c: *mut Connection, f: impl FnOnce(&mut Connection) -> Result<T, Error>) -> Result<T, c_int> {
-    let conn = ffi::handle_mut(c).ok_or(CONN_TLS_EINVAL)?;
+    let Some(conn) = ffi::handle_mut(c) else { return Err(ffi::fail(CONN_TLS_EINVAL, NULL_CONNECTION)) };
     f(conn).map_err(|e| {
         conn.note_error(&e);
-        ffi::status(&e)
+        ffi::failed(&e)
     })
 }
 
@@ -26,14 +29,22 @@ unsafe fn count_of(c: *mut Connection, f: impl FnOnce(&mut Connection) -> Result
     call(c, f).map_or_else(|status| status as ssize_t, |n| n as ssize_t)
 }
 
-fn made(what: &str, result: Result<Connection, String>) -> *mut Connection {
+/// A constructor's result: the new handle, or NULL with the reason logged and recorded
+/// for conn_tls_thread_last_error.
+fn made(what: &str, result: Result<Connection, Error>) -> *mut Connection {
     match result {
         Ok(conn) => ffi::into_handle(conn),
-        Err(msg) => {
-            log::warn!("conntls: {what}: {msg}");
+        Err(error) => {
+            log::warn!("conntls: {what}: {error}");
+            ffi::failed(&error);
             std::ptr::null_mut()
         }
     }
+}
+
+/// The context behind a constructor's `ctx` argument.
+unsafe fn context<'a>(ctx: *mut Context) -> Result<&'a Context, Error> {
+    ffi::handle_ref(ctx).ok_or_else(|| Error::Invalid("the context handle is NULL".into()))
 }
 
 /// Makes a server-side connection on `fd`, an accepted, connected, non-blocking stream
@@ -45,36 +56,47 @@ fn made(what: &str, result: Result<Connection, String>) -> *mut Connection {
 /// on it, never closes it. The caller owns the result and frees it with conn_tls_free,
 /// before closing the fd.
 /// Threads: any thread; the context may be in use by other threads.
-/// Returns NULL when `ctx` is NULL, `fd` is not an open stream socket, or the context has
-/// no cert-file/key-file (the reason goes to the log callback).
+/// Returns NULL when `ctx` is NULL, `fd` is negative or not an open stream socket, the
+/// context has no cert-file/key-file, the context's tcp-user-timeout / tcp-keepalive cannot
+/// be set on `fd`, or memory runs out. The reason is recorded for the thread
+/// (conn_tls_thread_last_status: CONN_TLS_EINVAL for a bad argument, CONN_TLS_ERR
+/// otherwise; conn_tls_thread_last_error: the message) and logged as a warning.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_new_server(ctx: *mut Context, fd: c_int) -> *mut Connection {
-    boundary!(std::ptr::null_mut(), match ffi::handle_ref(ctx) {
-        Some(ctx) => made("conn_tls_new_server", Connection::new_server(ctx, fd)),
-        None => std::ptr::null_mut(),
-    })
+    boundary!(std::ptr::null_mut(), made("conn_tls_new_server", context(ctx).and_then(|ctx| Connection::new_server(ctx, fd))))
 }
 
 /// Makes a client-side connection on `fd`, a connected (or connecting) non-blocking stream
 /// socket. The peer's chain is always verified against ca-cert-file / ca-cert-dir (the
 /// system's trust store when neither is set). `server_name` (copied) is sent as SNI and
 /// the certificate must match it (an IP address is matched against the certificate's IP
-/// entries and not sent as SNI); NULL sends no SNI and checks the chain only.
+/// entries and not sent as SNI); NULL sends no SNI and checks the chain only. With the
+/// context option verify-server-name no, server_name is only sent as SNI (what Valkey's
+/// replication and cluster links do) and the chain alone is checked.
 ///
 /// Resumption: the context keeps the newest session it got for each server_name (NULL
-/// counts as one name) and offers it here. Liveness defaults for client connections, unless
-/// the context options set them: TCP_USER_TIMEOUT 30000 ms and keepalive after 15 s idle
-/// (probes every 5 s, 3 of them) on TCP sockets. The user timeout also fails a server that
-/// is alive but does not read for 30 s; raise it with conn_tls_set_user_timeout for peers
-/// that may legitimately stall longer, or set 0 to turn it off.
+/// counts as one name) and offers it here.
 ///
-/// Ownership, threads and NULL returns as conn_tls_new_server.
+/// Liveness defaults for client connections on TCP sockets, where the context options do
+/// not set them: keepalive after 15 s idle (probes every 5 s, 3 of them) and
+/// TCP_USER_TIMEOUT 30000 ms. The user timeout also fails a server that is alive but does
+/// not read for 30 s; raise it with conn_tls_set_user_timeout for peers that may
+/// legitimately stall longer, or set 0 to turn it off. This default user timeout follows
+/// keepalive the caller chooses (the tcp-keepalive option, conn_tls_set_keepalive), so
+/// that keepalive keeps its promise (see conn_tls_set_keepalive).
+///
+/// Ownership, threads as conn_tls_new_server.
+/// Returns NULL when `ctx` is NULL, `fd` is negative or not an open stream socket,
+/// `server_name` is not UTF-8 or not a usable host name, a socket option cannot be set on
+/// `fd` (TCP_USER_TIMEOUT, keepalive), or memory runs out. The reason is recorded for the
+/// thread and logged, as for conn_tls_new_server.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_new_client(ctx: *mut Context, fd: c_int, server_name: *const c_char) -> *mut Connection {
     boundary!(std::ptr::null_mut(), {
-        let Some(ctx) = ffi::handle_ref(ctx) else { return std::ptr::null_mut() };
-        let result = ffi::str_arg(server_name, "server_name")
-            .and_then(|name| Connection::new_client(ctx, fd, name));
+        let result = context(ctx).and_then(|ctx| {
+            let name = ffi::str_arg(server_name, "server_name").map_err(Error::Invalid)?;
+            Connection::new_client(ctx, fd, name)
+        });
         made("conn_tls_new_client", result)
     })
 }
@@ -87,13 +109,17 @@ pub unsafe extern "C" fn conn_tls_new_client(ctx: *mut Context, fd: c_int, serve
 /// CONN_TLS_WANT_READ / CONN_TLS_WANT_WRITE (call again when the fd is readable /
 /// writable), CONN_TLS_ERR (conn_tls_last_error says why: the peer's certificate, a
 /// protocol error, a timeout...), CONN_TLS_EINVAL for NULL.
+/// A server connection whose client closed its side before the server's first flight
+/// (a client that gave up while its connection waited to be accepted) fails at once with
+/// CONN_TLS_ERR, "the client closed the connection before its handshake began", without
+/// the key exchange or signature being computed: such a client can never finish.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_handshake(c: *mut Connection) -> c_int {
     boundary!(CONN_TLS_EINVAL, status_of(c, Connection::handshake))
 }
 
-/// Reads decrypted bytes into `buf` (at most `len`). Drives the handshake first if it is
-/// not done.
+/// Reads decrypted bytes into `buf` (at most `len`; a `len` above INT_MAX reads at most
+/// INT_MAX bytes, as read(2) clamps). Drives the handshake first if it is not done.
 ///
 /// Returns the number of bytes read (> 0); 0 when the peer closed the stream (close_notify
 /// or EOF); CONN_TLS_WANT_READ / CONN_TLS_WANT_WRITE; CONN_TLS_ERR; CONN_TLS_EINVAL for a
@@ -107,19 +133,25 @@ pub unsafe extern "C" fn conn_tls_read(c: *mut Connection, buf: *mut c_void, len
         if buf.is_null() {
             return Err(Error::Invalid("read: buf is NULL".into()));
         }
+        // Clamped before the slice is made: OpenSSL reads at most INT_MAX per call anyway.
+        let len = len.min(c_int::MAX as usize);
         conn.read(std::slice::from_raw_parts_mut(buf.cast(), len))
     }))
 }
 
-/// conn_tls_writev with one buffer. `buf` may be NULL when `len` is 0.
+/// conn_tls_writev with one buffer. `buf` may be NULL when `len` is 0. A `len` above
+/// SSIZE_MAX is CONN_TLS_EINVAL, as writev(2) refuses it: nothing is read or written.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_write(c: *mut Connection, buf: *const c_void, len: usize) -> ssize_t {
     boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
         if buf.is_null() && len > 0 {
             return Err(Error::Invalid("write: buf is NULL and len is not 0".into()));
         }
+        if len > isize::MAX as usize {
+            return Err(Error::Invalid("write: len is above SSIZE_MAX".into()));
+        }
         let data: &[u8] = if len == 0 { &[] } else { std::slice::from_raw_parts(buf.cast(), len) };
-        conn.writev(std::iter::once(Some(data)))
+        conn.writev(std::iter::once(Ok(data)))
     }))
 }
 
@@ -135,8 +167,10 @@ pub unsafe extern "C" fn conn_tls_write(c: *mut Connection, buf: *const c_void, 
 /// business: no sequence of calls can produce "bad length" or "bad write retry").
 /// Returns 0 when there is nothing to write (iovcnt 0 or all lengths 0); committed bytes
 /// still move along. CONN_TLS_ERR: the connection is dead. CONN_TLS_EINVAL: NULL handle,
-/// iovcnt < 0 or > IOV_MAX, NULL iov with iovcnt > 0, or an entry with a NULL base and a
-/// non-zero length; nothing was written.
+/// what writev(2) refuses: iovcnt < 0 or > IOV_MAX, a NULL iov with iovcnt > 0, an entry
+/// with a NULL base and a non-zero length, an entry longer than SSIZE_MAX, or lengths
+/// adding up to more than SSIZE_MAX; nothing was read from the buffers, written or
+/// flushed.
 ///
 /// The caller may reuse or free its buffers as soon as the call returns. Memory stays
 /// bounded whatever the iov: at most about 33 KiB of ciphertext (two records) waits per
@@ -165,20 +199,26 @@ unsafe fn iov_entries<'a>(iov: *const iovec, iovcnt: c_int) -> Result<&'a [iovec
     Ok(std::slice::from_raw_parts(iov, iovcnt as usize))
 }
 
-/// An iov entry as bytes; None for a NULL base with a non-zero length, which the core
-/// refuses before it commits anything.
+/// An iov entry as bytes, or what is wrong with it, which the core refuses before it
+/// commits anything. The length is checked before a slice is made of it.
 #[inline(always)]
 unsafe fn iov_piece<'a>(e: &iovec) -> Piece<'a> {
     match NonNull::new(e.iov_base) {
-        Some(base) => Some(std::slice::from_raw_parts(base.as_ptr() as *const u8, e.iov_len)),
-        None => null_piece(e.iov_len),
+        Some(base) if e.iov_len <= isize::MAX as usize => Ok(std::slice::from_raw_parts(base.as_ptr() as *const u8, e.iov_len)),
+        _ => unusual_piece(e.iov_base.is_null(), e.iov_len),
     }
 }
 
-/// A NULL base is fine for an empty entry only.
+/// A NULL base is fine for an empty entry only; no length may pass SSIZE_MAX.
 #[cold]
-fn null_piece<'a>(len: usize) -> Piece<'a> {
-    (len == 0).then_some(&[])
+fn unusual_piece<'a>(null: bool, len: usize) -> Piece<'a> {
+    if len > isize::MAX as usize {
+        Err(BadPiece::TooLong)
+    } else if null && len == 0 {
+        Ok(&[])
+    } else {
+        Err(BadPiece::NullBase)
+    }
 }
 
 /// Sends committed bytes that wait for the socket.
@@ -238,6 +278,9 @@ pub unsafe extern "C" fn conn_tls_generation(c: *const Connection) -> u64 {
 /// connection and the next call returns CONN_TLS_ERR with conn_tls_last_error saying the
 /// peer timed out. 0 turns it off (then a black-holed peer takes about 15 minutes of
 /// retransmits to detect). Note that a peer that is alive but does not read is failed too.
+/// A user timeout set here (or by the tcp-user-timeout option) is the caller's: keepalive
+/// set later does not change it, and on Linux it also decides when keepalive gives up
+/// (see conn_tls_set_keepalive).
 /// Returns CONN_TLS_OK, or CONN_TLS_EINVAL (NULL, a socket that is not TCP, a value the
 /// kernel refuses) with the reason in conn_tls_last_error.
 #[no_mangle]
@@ -247,11 +290,26 @@ pub unsafe extern "C" fn conn_tls_set_user_timeout(c: *mut Connection, ms: c_uin
 
 /// Sets TCP keepalive on the connection's socket, overriding the context's default: after
 /// `idle_s` idle seconds, `count` probes `interval_s` seconds apart; with none answered the
-/// next call returns CONN_TLS_ERR ("peer timed out"). Detects a dead peer of an idle
-/// connection within idle_s + interval_s * count seconds; it does not help while sent data
-/// is unacknowledged (that is conn_tls_set_user_timeout's job). `idle_s` 0 turns keepalive
-/// off. Returns CONN_TLS_OK, or CONN_TLS_EINVAL (NULL, a non-TCP socket, a zero interval
-/// or count) with the reason in conn_tls_last_error.
+/// next call returns CONN_TLS_ERR ("peer timed out"). It does not help while sent data is
+/// unacknowledged (that is conn_tls_set_user_timeout's job). `idle_s` 0 turns keepalive
+/// off.
+///
+/// On Linux, once a TCP_USER_TIMEOUT is set, it and not `count` decides when keepalive
+/// gives up. So:
+///  - with the library's default user timeout (client connections), the user timeout is
+///    moved to match: idle_s + interval_s * (count - 1/2) seconds, which ends the
+///    connection at the tick of the last unanswered probe. An idle dead peer is found
+///    within idle_s + interval_s * count seconds (gRPC's rule: user timeout = keepalive
+///    timeout). Turning keepalive off restores the default 30000 ms;
+///  - with no user timeout (server connections by default), `count` decides, with the
+///    same bound;
+///  - with a user timeout the caller set (conn_tls_set_user_timeout, the tcp-user-timeout
+///    option), the caller's wins: keepalive gives up at the first probe tick at or after
+///    that timeout, i.e. after max(timeout, idle_s + interval_s) seconds or up to one
+///    interval later.
+///
+/// Returns CONN_TLS_OK, or CONN_TLS_EINVAL (NULL, a non-TCP socket, a zero interval or
+/// count) with the reason in conn_tls_last_error.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_set_keepalive(c: *mut Connection, idle_s: c_uint, interval_s: c_uint, count: c_uint) -> c_int {
     boundary!(CONN_TLS_EINVAL, status_of(c, |conn| conn.set_keepalive(idle_s, interval_s, count)))
@@ -301,6 +359,15 @@ pub unsafe extern "C" fn conn_tls_protocol(c: *const Connection) -> *const c_cha
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_cipher(c: *const Connection) -> *const c_char {
     boundary!(c"".as_ptr(), ffi::handle_ref(c).map_or(c"".as_ptr(), |conn| conn.cipher().as_ptr()))
+}
+
+/// The key-exchange group the handshake used, as OpenSSL names it ("X25519", "secp256r1",
+/// "X25519MLKEM768" for the hybrid post-quantum group on OpenSSL 3.5+); "" before the
+/// handshake is done, when no key exchange took place, or for NULL. Static string. Does
+/// not change the connection.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_group(c: *const Connection) -> *const c_char {
+    boundary!(c"".as_ptr(), ffi::handle_ref(c).map_or(c"".as_ptr(), |conn| conn.group().as_ptr()))
 }
 
 /// 1 when the handshake resumed an earlier session, else 0 (also for NULL).

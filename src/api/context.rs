@@ -6,31 +6,49 @@ use crate::config::Config;
 use crate::context::{CertRole, Context};
 use crate::ffi::{self, boundary, CONN_TLS_EINVAL, CONN_TLS_ERR, CONN_TLS_OK};
 
-/// conn_tls_ctx_cert_info: the server's own certificate (cert-file).
-pub const CONN_TLS_CERT_SERVER: c_int = 0;
-/// conn_tls_ctx_cert_info: the certificate client connections present (client-cert-file,
-/// else cert-file).
-pub const CONN_TLS_CERT_CLIENT: c_int = 1;
-/// conn_tls_ctx_cert_info: the trusted CA certificates (ca-cert-file and ca-cert-dir).
-pub const CONN_TLS_CERT_CA: c_int = 2;
+/// Which certificates conn_tls_ctx_cert_info describes (conn_tls_cert_kind; passed as int).
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub enum CertKind {
+    /// The server's own certificate (cert-file).
+    CONN_TLS_CERT_SERVER = 0,
+    /// The certificate client connections present (client-cert-file, else cert-file).
+    CONN_TLS_CERT_CLIENT = 1,
+    /// The trusted CA certificates (ca-cert-file and ca-cert-dir).
+    CONN_TLS_CERT_CA = 2,
+}
+
+const CONN_TLS_CERT_SERVER: c_int = CertKind::CONN_TLS_CERT_SERVER as c_int;
+const CONN_TLS_CERT_CLIENT: c_int = CertKind::CONN_TLS_CERT_CLIENT as c_int;
+const CONN_TLS_CERT_CA: c_int = CertKind::CONN_TLS_CERT_CA as c_int;
 
 /// Builds a context from `cfg`: reads every file the options name and checks them all.
 ///
 /// Ownership: `cfg` stays the caller's (it may be freed right after); the caller owns the
 /// result and frees it with conn_tls_ctx_free.
 /// Threads: a context may be used from any number of threads at once.
-/// Returns NULL on failure, with a message in `err` naming the file or option and the
-/// reason (missing, unreadable, not PEM, wrong or missing passphrase, key does not match
-/// the certificate, no CA while auth-clients is yes/optional, no usable cipher...).
+/// Files: every file option must name a regular file (ca-cert-dir a directory, of which
+/// the regular files are read). Anything else (a FIFO, a device such as /dev/zero, a
+/// socket, a directory) is refused at once, without blocking. A file may hold at most
+/// 8 MiB, and the files of ca-cert-dir 64 MiB together.
+/// Returns NULL on failure (a NULL cfg, or memory running out, too), with a message in
+/// `err` naming the file or option and the reason (missing, unreadable, not a regular
+/// file, too large, not PEM, wrong or missing passphrase, key does not match the
+/// certificate, no CA while auth-clients is yes/optional, no usable cipher, a group this
+/// OpenSSL does not know...). The same status and message are recorded for the thread
+/// (conn_tls_thread_last_status: CONN_TLS_EINVAL for a NULL cfg, else CONN_TLS_ERR).
 /// A context without cert-file/key-file makes client connections only.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_ctx_new(cfg: *const Config, err: *mut c_char, errlen: usize) -> *mut Context {
     boundary!(std::ptr::null_mut(), {
-        let result = ffi::handle_ref(cfg).ok_or_else(|| "cfg is NULL".to_string()).and_then(Context::new);
-        match result {
+        let Some(cfg) = ffi::handle_ref(cfg) else {
+            ffi::fail_with(err, errlen, CONN_TLS_EINVAL, "cfg is NULL");
+            return std::ptr::null_mut();
+        };
+        match Context::new(cfg) {
             Ok(ctx) => ffi::into_handle(ctx),
             Err(msg) => {
-                ffi::write_message(err, errlen, &msg);
+                ffi::fail_with(err, errlen, CONN_TLS_ERR, &msg);
                 std::ptr::null_mut()
             }
         }
@@ -39,15 +57,11 @@ pub unsafe extern "C" fn conn_tls_ctx_new(cfg: *const Config, err: *mut c_char, 
 
 unsafe fn reload(ctx: *const Context, cfg: *const Config, err: *mut c_char, errlen: usize, only_if_changed: bool) -> c_int {
     let (Some(ctx), Some(cfg)) = (ffi::handle_ref(ctx), ffi::handle_ref(cfg)) else {
-        ffi::write_message(err, errlen, "ctx or cfg is NULL");
-        return CONN_TLS_EINVAL;
+        return ffi::fail_with(err, errlen, CONN_TLS_EINVAL, "ctx or cfg is NULL");
     };
     match ctx.reload(cfg, only_if_changed) {
         Ok(swapped) => swapped as c_int,
-        Err(msg) => {
-            ffi::write_message(err, errlen, &msg);
-            CONN_TLS_ERR
-        }
+        Err(msg) => ffi::fail_with(err, errlen, CONN_TLS_ERR, &msg),
     }
 }
 
@@ -119,15 +133,19 @@ pub unsafe extern "C" fn conn_tls_ctx_cert_info(
     serial_len: usize,
 ) -> ssize_t {
     boundary!(CONN_TLS_EINVAL as ssize_t, {
+        let invalid = |msg: &str| ffi::fail(CONN_TLS_EINVAL, &format!("cert_info: {msg}")) as ssize_t;
         let role = match which {
             CONN_TLS_CERT_SERVER => CertRole::Server,
             CONN_TLS_CERT_CLIENT => CertRole::Client,
             CONN_TLS_CERT_CA => CertRole::Ca,
-            _ => return CONN_TLS_EINVAL as ssize_t,
+            _ => return invalid(&format!("unknown certificate kind {which}")),
         };
-        let Some(ctx) = ffi::handle_ref(ctx) else { return CONN_TLS_EINVAL as ssize_t };
-        if not_after.is_null() || count.is_null() || (serial.is_null() && serial_len > 0) {
-            return CONN_TLS_EINVAL as ssize_t;
+        let Some(ctx) = ffi::handle_ref(ctx) else { return invalid("ctx is NULL") };
+        if not_after.is_null() || count.is_null() {
+            return invalid("not_after or count is NULL");
+        }
+        if serial.is_null() && serial_len > 0 {
+            return invalid("serial is NULL and serial_len is not 0");
         }
         let generation = ctx.current();
         let facts = generation.cert_facts(role);

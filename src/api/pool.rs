@@ -13,15 +13,17 @@ use crate::pool::{Pool, Refused};
 ///
 /// Ownership: the caller owns the pool and frees it with conn_tls_pool_free.
 /// Threads: submit, collect and fd may be called from any thread.
-/// Returns NULL when an argument is 0 or the threads cannot start (the reason goes to the
-/// log callback).
+/// Returns NULL when an argument is 0 (CONN_TLS_EINVAL) or the threads cannot start
+/// (CONN_TLS_ERR); the reason is recorded for the thread (conn_tls_thread_last_error) and
+/// logged.
 #[no_mangle]
 pub extern "C" fn conn_tls_pool_new(threads: c_uint, max_inflight: c_uint, timeout_ms: c_uint) -> *mut Pool {
     boundary!(std::ptr::null_mut(), {
         match Pool::new(threads as usize, max_inflight as usize, Duration::from_millis(timeout_ms.into())) {
             Ok(pool) => ffi::into_handle(pool),
-            Err(msg) => {
-                log::warn!("conntls: conn_tls_pool_new: {msg}");
+            Err(error) => {
+                log::warn!("conntls: conn_tls_pool_new: {error}");
+                ffi::failed(&error);
                 std::ptr::null_mut()
             }
         }
@@ -32,22 +34,28 @@ pub extern "C" fn conn_tls_pool_new(threads: c_uint, max_inflight: c_uint, timeo
 /// done) to the pool, tagged with `user`.
 ///
 /// Ownership: on CONN_TLS_OK the pool owns `c` until conn_tls_pool_collect gives it back;
-/// do not use it meanwhile. On any other return the caller still owns `c`.
+/// do not use it meanwhile. On CONN_TLS_BUSY, or CONN_TLS_EINVAL for NULL, the caller
+/// still owns `c`.
 /// Returns CONN_TLS_OK; CONN_TLS_BUSY when max_inflight connections are inside (nothing
-/// taken: retry after collecting, or refuse the client); CONN_TLS_EINVAL for NULL.
+/// taken: retry after collecting, or refuse the client); CONN_TLS_EINVAL for NULL, and
+/// for a connection already inside this pool (submitted again before it was collected:
+/// an event loop that still watches its fd), which changes nothing: the pool keeps it.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pool_submit(pool: *mut Pool, c: *mut Connection, user: *mut c_void) -> c_int {
     boundary!(CONN_TLS_EINVAL, {
-        let Some(pool) = ffi::handle_ref(pool) else { return CONN_TLS_EINVAL };
+        let Some(pool) = ffi::handle_ref(pool) else { return ffi::fail(CONN_TLS_EINVAL, "pool_submit: pool is NULL") };
         if c.is_null() {
-            return CONN_TLS_EINVAL;
+            return ffi::fail(CONN_TLS_EINVAL, "pool_submit: the connection handle is NULL");
+        }
+        if pool.holds(c as usize) {
+            return ffi::fail(CONN_TLS_EINVAL, "pool_submit: the connection is already inside the pool");
         }
         match pool.submit(Box::from_raw(c), user as usize) {
             Ok(()) => CONN_TLS_OK,
             Err(Refused::Busy(conn)) => {
                 // Give the caller its connection back, untouched.
                 let _ = Box::into_raw(conn);
-                CONN_TLS_BUSY
+                ffi::fail(CONN_TLS_BUSY, "pool_submit: the pool holds max_inflight connections")
             }
         }
     })
@@ -75,9 +83,9 @@ pub unsafe extern "C" fn conn_tls_pool_collect(
     status: *mut c_int,
 ) -> c_int {
     boundary!(CONN_TLS_EINVAL, {
-        let Some(pool) = ffi::handle_ref(pool) else { return CONN_TLS_EINVAL };
+        let Some(pool) = ffi::handle_ref(pool) else { return ffi::fail(CONN_TLS_EINVAL, "pool_collect: pool is NULL") };
         if c.is_null() || user.is_null() || status.is_null() {
-            return CONN_TLS_EINVAL;
+            return ffi::fail(CONN_TLS_EINVAL, "pool_collect: c, user or status is NULL");
         }
         match pool.collect() {
             Some(done) => {

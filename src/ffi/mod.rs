@@ -1,21 +1,56 @@
 //! The C boundary: the one macro every exported function runs its body in, and the
 //! mapping between opaque C handles and the Rust objects behind them.
 
-use std::ffi::{c_char, c_int, CStr};
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::sync::Once;
 
 use crate::connection::Error;
 
-pub const CONN_TLS_OK: c_int = 0;
-pub const CONN_TLS_ERR: c_int = -1;
-pub const CONN_TLS_WANT_READ: c_int = -2;
-pub const CONN_TLS_WANT_WRITE: c_int = -3;
-pub const CONN_TLS_EINVAL: c_int = -4;
-/// The handshake pool is full: nothing was taken; try again later (or close).
-pub const CONN_TLS_BUSY: c_int = -5;
+/// Status codes (conn_tls_status). Functions return them as int; functions returning
+/// ssize_t return a count >= 0 or one of them. The values are fixed and never reused.
+/// (An enum, so that every binding generator sees one signed type for all of them.)
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub enum Status {
+    /// Done.
+    CONN_TLS_OK = 0,
+    /// Failed: fatal for the connection; conn_tls_last_error (or the err buffer, or
+    /// conn_tls_thread_last_error) says why.
+    CONN_TLS_ERR = -1,
+    /// Nothing done; call again when the fd is readable.
+    CONN_TLS_WANT_READ = -2,
+    /// Nothing done; call again when the fd is writable.
+    CONN_TLS_WANT_WRITE = -3,
+    /// A bad argument (NULL handle, bad iov, unknown option...); nothing changed.
+    CONN_TLS_EINVAL = -4,
+    /// The handshake pool is full: nothing was taken; try again later (or close).
+    CONN_TLS_BUSY = -5,
+}
 
-/// Runs `$body` so that no panic crosses into C (the call returns `$default` instead) and
-/// the calling thread's OpenSSL error queue is empty before and after.
+pub(crate) const CONN_TLS_OK: c_int = Status::CONN_TLS_OK as c_int;
+pub(crate) const CONN_TLS_ERR: c_int = Status::CONN_TLS_ERR as c_int;
+pub(crate) const CONN_TLS_WANT_READ: c_int = Status::CONN_TLS_WANT_READ as c_int;
+pub(crate) const CONN_TLS_WANT_WRITE: c_int = Status::CONN_TLS_WANT_WRITE as c_int;
+pub(crate) const CONN_TLS_EINVAL: c_int = Status::CONN_TLS_EINVAL as c_int;
+pub(crate) const CONN_TLS_BUSY: c_int = Status::CONN_TLS_BUSY as c_int;
+
+/// The name of a status value, for conn_tls_status_name.
+pub fn status_name(status: c_int) -> &'static CStr {
+    match status {
+        CONN_TLS_OK => c"CONN_TLS_OK",
+        CONN_TLS_ERR => c"CONN_TLS_ERR",
+        CONN_TLS_WANT_READ => c"CONN_TLS_WANT_READ",
+        CONN_TLS_WANT_WRITE => c"CONN_TLS_WANT_WRITE",
+        CONN_TLS_EINVAL => c"CONN_TLS_EINVAL",
+        CONN_TLS_BUSY => c"CONN_TLS_BUSY",
+        _ => c"unknown status",
+    }
+}
+
+/// Runs `$body` so that no panic crosses into C (the call returns `$default` instead,
+/// recorded as a CONN_TLS_ERR for the thread) and the calling thread's OpenSSL error
+/// queue is empty before and after.
 macro_rules! boundary {
     ($default:expr, $body:expr) => {{
         $crate::ffi::enter();
@@ -23,11 +58,50 @@ macro_rules! boundary {
         $crate::ossl::clear_error_queue();
         match result {
             Ok(value) => value,
-            Err(_) => $default,
+            Err(payload) => {
+                $crate::ffi::record_panic(payload);
+                $default
+            }
         }
     }};
 }
 pub(crate) use boundary;
+
+thread_local! {
+    /// The most recent failure on this thread: conn_tls_thread_last_status / _error.
+    static THREAD_LAST: RefCell<(c_int, Option<CString>)> = const { RefCell::new((CONN_TLS_OK, None)) };
+}
+
+/// Records a failed call's status and message for the calling thread; returns `status`.
+pub fn fail(status: c_int, msg: &str) -> c_int {
+    let text = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    let _ = THREAD_LAST.try_with(|last| *last.borrow_mut() = (status, Some(text)));
+    status
+}
+
+/// Writes `msg` into the caller's err/errlen buffer and records it; returns `status`.
+///
+/// # Safety
+/// As `write_message`.
+pub unsafe fn fail_with(err: *mut c_char, errlen: usize, status: c_int, msg: &str) -> c_int {
+    write_message(err, errlen, msg);
+    fail(status, msg)
+}
+
+/// The calling thread's most recent failure: its status (CONN_TLS_OK when none) and message.
+pub fn thread_last() -> (c_int, *const c_char) {
+    THREAD_LAST.try_with(|last| {
+        let last = last.borrow();
+        (last.0, last.1.as_deref().unwrap_or(c"").as_ptr())
+    })
+    .unwrap_or((CONN_TLS_OK, c"".as_ptr()))
+}
+
+#[cold]
+pub fn record_panic(payload: Box<dyn std::any::Any + Send>) {
+    let what = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+    fail(CONN_TLS_ERR, &format!("internal error in conntls (a bug, please report it): {}", what.unwrap_or("panic")));
+}
 
 /// Work done on the way in: the panic hook (once) and a clean error queue.
 pub fn enter() {
@@ -37,12 +111,22 @@ pub fn enter() {
     crate::ossl::clear_error_queue();
 }
 
+/// The status code of an error.
 pub fn status(error: &Error) -> c_int {
     match error {
         Error::WantRead => CONN_TLS_WANT_READ,
         Error::WantWrite => CONN_TLS_WANT_WRITE,
         Error::Fatal(_) => CONN_TLS_ERR,
         Error::Invalid(_) => CONN_TLS_EINVAL,
+    }
+}
+
+/// The status code of an error a call returns, recording failures (not WANT_*) for the
+/// thread.
+pub fn failed(error: &Error) -> c_int {
+    match error {
+        Error::Fatal(msg) | Error::Invalid(msg) => fail(status(error), msg),
+        Error::WantRead | Error::WantWrite => status(error),
     }
 }
 
@@ -82,6 +166,14 @@ pub unsafe fn str_arg<'a>(s: *const c_char, what: &str) -> Result<Option<&'a str
         return Ok(None);
     }
     CStr::from_ptr(s).to_str().map(Some).map_err(|_| format!("{what} is not UTF-8"))
+}
+
+/// A C string argument as bytes; None for NULL.
+///
+/// # Safety
+/// `s` is NULL or points to a NUL-terminated string.
+pub unsafe fn bytes_arg<'a>(s: *const c_char) -> Option<&'a [u8]> {
+    (!s.is_null()).then(|| CStr::from_ptr(s).to_bytes())
 }
 
 /// snprintf's contract for bytes the caller asked for: `data` and a NUL go to `buf` only
