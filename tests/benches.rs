@@ -32,3 +32,44 @@ fn handshake_bench_every_kind() {
         }
     }
 }
+
+#[test]
+fn idle_memory_bench_runs() {
+    let exe = build_bench("idle_memory");
+    let out = run_ok(Command::new(&exe).arg(certs()).arg("3"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("KiB per idle pair"));
+    let out = run_ok(Command::new(&exe).arg("--valkey").arg(certs()).arg("3"));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("as Valkey") && text.contains("its server side alone"), "{text}");
+}
+
+#[test]
+fn idle_clients_bench_runs() {
+    let exe = build_bench("idle_clients");
+    let server = Server::start(&[]);
+    let c = |n: &str| certs().join(n).display().to_string();
+    let pid = server.child.id().to_string();
+    let plain = run_ok(Command::new(&exe).args(["--server-pid", &pid, "--port", &server.plain_port.to_string(), "--count", "5"]));
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("5 idle plain clients"));
+    let tls = run_ok(Command::new(&exe).args([
+        "--server-pid", &pid, "--port", &server.tls_port.to_string(), "--count", "5",
+        "--ca", &c("ca.crt"), "--cert", &c("client.crt"), "--key", &c("client.key"),
+    ]));
+    assert!(String::from_utf8_lossy(&tls.stdout).contains("5 idle mutual-TLS clients"));
+    server.stop();
+}
+
+#[test]
+fn tls_storm_bench_runs() {
+    let exe = build_bench("tls_storm");
+    let server = Server::start(&[]);
+    let c = |n: &str| certs().join(n).display().to_string();
+    let out = run_ok(Command::new(&exe).args([
+        "--port", &server.tls_port.to_string(), "--ca", &c("ca.crt"), "--cert", &c("client.crt"), "--key", &c("client.key"),
+        "--storm", "40", "--give-up-ms", "500", "--patient", "2", "--seconds", "2",
+        "--server-pid", &server.child.id().to_string(),
+    ]));
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(line.contains("handshakes") && line.contains("patient GET") && line.contains("server CPU"), "{line}");
+    server.stop();
+}

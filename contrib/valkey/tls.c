@@ -26,12 +26,11 @@
       (defined(BUILD_TLS_MODULE) && BUILD_TLS_MODULE == 2)))
 
 #include <conntls.h>
+#include <kv/kv.h>
+#include <kv/kv_conntls.h>
 #include <stdatomic.h>
 
-/* sentinel.c drives hiredis with these raw OpenSSL contexts. conntls keeps its contexts
- * to itself, so they stay NULL and Sentinel's TLS links report an error. */
-struct ssl_ctx_st *kv_tls_ctx = NULL;
-struct ssl_ctx_st *kv_tls_client_ctx = NULL;
+#include "tls.h"
 
 /* One conntls context per client-authentication mode, made when first needed: the
  * configured tls-auth-clients for client connections, "yes" for the cluster bus. All are
@@ -48,12 +47,15 @@ static list *pending_list = NULL;
 #define TLS_CONN_FLAG_HAS_PENDING (1 << 4)
 #define TLS_CONN_FLAG_ACCEPT_ERROR (1 << 5)
 #define TLS_CONN_FLAG_ACCEPT_SUCCESS (1 << 6)
+#define TLS_CONN_FLAG_IN_POOL (1 << 7)        /* its handshake is in the pool: hands off */
+#define TLS_CONN_FLAG_CLOSE_COLLECTED (1 << 8) /* closed meanwhile: free it when collected */
 
 typedef struct tls_connection {
     connection c;
     int flags;
     conn_tls *tls; /* made once the fd exists: on accept, or when the TCP connect is done */
     char *tls_error;
+    char *server_name; /* an outgoing link's host name or address, for conntls (SNI, host check) */
     listNode *pending_list_node;
 } tls_connection;
 
@@ -71,17 +73,20 @@ static const char *authName(int mode) {
 }
 
 /* The conntls options for Valkey's tls-* settings and an auth mode; NULL (logged) when one
- * is refused. Option names map one to one: tls-X is X. */
+ * is refused. Option names map one to one: tls-X is X. As in stock, a client certificate
+ * is used only with its key: with just one of them set, outgoing links present the
+ * server's certificate (so CONFIG SET of the two, one after the other, works). */
 static conn_tls_config *configFor(serverTLSContextConfig *c, int auth) {
     char number[3][32], err[256];
     snprintf(number[0], sizeof number[0], "%d", c->session_cache_size);
     snprintf(number[1], sizeof number[1], "%d", c->session_cache_timeout);
+    int client_identity = c->client_cert_file && c->client_key_file;
     const char *options[][2] = {
         {"cert-file", c->cert_file},
         {"key-file", c->key_file},
         {"key-file-pass", c->key_file_pass},
-        {"client-cert-file", c->client_cert_file},
-        {"client-key-file", c->client_key_file},
+        {"client-cert-file", client_identity ? c->client_cert_file : NULL},
+        {"client-key-file", client_identity ? c->client_key_file : NULL},
         {"client-key-file-pass", c->client_key_file_pass},
         {"dh-params-file", c->dh_params_file},
         {"ca-cert-file", c->ca_cert_file},
@@ -89,6 +94,8 @@ static conn_tls_config *configFor(serverTLSContextConfig *c, int auth) {
         {"protocols", c->protocols},
         {"ciphers", c->ciphers},
         {"ciphersuites", c->ciphersuites},
+        {"groups", c->groups},
+        {"verify-server-name", c->verify_server_name ? "yes" : "no"},
         {"prefer-server-ciphers", c->prefer_server_ciphers ? "yes" : "no"},
         {"session-caching", c->session_caching ? "yes" : "no"},
         {"session-cache-size", number[0]},
@@ -106,17 +113,19 @@ static conn_tls_config *configFor(serverTLSContextConfig *c, int auth) {
     return cfg;
 }
 
-/* Builds (or, with reload, swaps in) the context for `auth`. */
-static int buildContext(serverTLSContextConfig *c, int auth, int reload, int only_if_changed) {
+/* Builds (or, with reload, swaps in) the context for `auth`; *swapped says whether a
+ * reload found something to change. */
+static int buildContext(serverTLSContextConfig *c, int auth, int reload, int only_if_changed, int *swapped) {
     conn_tls_config *cfg = configFor(c, auth);
     if (!cfg) return C_ERR;
     char err[512];
     int ok;
+    *swapped = 0;
     if (reload && contexts[auth]) {
         int r = only_if_changed ? conn_tls_ctx_reload_if_changed(contexts[auth], cfg, err, sizeof err)
                                 : conn_tls_ctx_reload(contexts[auth], cfg, err, sizeof err);
         ok = r >= 0;
-        if (r == 0) serverLog(LL_DEBUG, "TLS reload skipped: materials unchanged");
+        *swapped = only_if_changed ? r == 1 : r == CONN_TLS_OK;
     } else {
         conn_tls_ctx *ctx = conn_tls_ctx_new(cfg, err, sizeof err);
         ok = ctx != NULL;
@@ -141,7 +150,8 @@ static int buildContext(serverTLSContextConfig *c, int auth, int reload, int onl
 static conn_tls_ctx *contextFor(int auth) {
     if (auth < 0 || auth > 2) auth = TLS_CLIENT_AUTH_YES;
     pthread_mutex_lock(&contexts_lock);
-    if (!contexts[auth] && (contexts[0] || contexts[1] || contexts[2])) buildContext(&server.tls_ctx_config, auth, 0, 0);
+    int swapped;
+    if (!contexts[auth] && (contexts[0] || contexts[1] || contexts[2])) buildContext(&server.tls_ctx_config, auth, 0, 0, &swapped);
     conn_tls_ctx *ctx = contexts[auth];
     pthread_mutex_unlock(&contexts_lock);
     return ctx;
@@ -203,10 +213,18 @@ static int tlsConfigureAll(serverTLSContextConfig *c, int reconfigure, int only_
         return C_ERR;
     }
     pthread_mutex_lock(&contexts_lock);
-    int result = buildContext(c, server.tls_auth_clients, reconfigure, only_if_changed);
+    int swapped, others;
+    int result = buildContext(c, server.tls_auth_clients, reconfigure, only_if_changed, &swapped);
     for (int auth = 0; auth < 3 && result == C_OK; auth++)
-        if (auth != server.tls_auth_clients && contexts[auth]) result = buildContext(c, auth, 1, only_if_changed);
+        if (auth != server.tls_auth_clients && contexts[auth]) result = buildContext(c, auth, 1, only_if_changed, &others);
     pthread_mutex_unlock(&contexts_lock);
+    if (only_if_changed) {
+        /* Stock's words for the background reload (it logs the first before building;
+         * conntls detects the change and builds in one call). */
+        if (swapped || result == C_ERR) serverLog(LL_NOTICE, "TLS materials changed, reloading in background");
+        if (result == C_ERR) serverLog(LL_WARNING, "Background TLS reload failed");
+        if (!swapped && result == C_OK) serverLog(LL_DEBUG, "TLS reload skipped: materials unchanged");
+    }
     atomic_store_explicit(&lastTlsConfigureTime, server.ustime, memory_order_relaxed);
     return result;
 }
@@ -246,7 +264,25 @@ static void tlsInit(void) {
     pending_list = listCreate();
 }
 
+/* Sentinel's links (libkv contexts, src/sentinel.c) on the client settings of the live
+ * generation, like replication's: reloads and dead-peer defaults apply to them too. */
+int tlsInitiateKvContext(struct kvContext *c, const char *server_name) {
+    conn_tls_ctx *ctx = contextFor(server.tls_auth_clients);
+    if (!ctx) {
+        snprintf(c->errstr, sizeof c->errstr, "TLS is not configured");
+        return C_ERR;
+    }
+    return kvInitiateConntls(c, ctx, server_name) == KV_OK ? C_OK : C_ERR;
+}
+
+static conn_tls_pool *pool; /* tls-handshake-threads' handshake pool, made when first needed */
+
 static void tlsCleanup(void) {
+    if (pool) {
+        aeDeleteFileEvent(server.el, conn_tls_pool_fd(pool), AE_READABLE);
+        conn_tls_pool_free(pool);
+        pool = NULL;
+    }
     for (int i = 0; i < 3; i++) {
         conn_tls_ctx_free(contexts[i]);
         contexts[i] = NULL;
@@ -371,7 +407,8 @@ static void updatePendingFlag(tls_connection *conn) {
  * conntls has not put on the socket yet (those need the writable event even when the
  * server has no write handler any more). */
 static void updateSSLEvent(tls_connection *conn) {
-    if (conn->flags & TLS_CONN_FLAG_POSTPONE_UPDATE_STATE) return;
+    /* In the pool, the fd and the conn_tls are the pool's: poolCollect updates later. */
+    if (conn->flags & (TLS_CONN_FLAG_POSTPONE_UPDATE_STATE | TLS_CONN_FLAG_IN_POOL)) return;
     int mask = aeGetFileEvents(server.el, conn->c.fd);
     int need_read = conn->c.read_handler || (conn->flags & TLS_CONN_FLAG_WRITE_WANT_READ);
     int need_write = conn->c.write_handler || (conn->flags & TLS_CONN_FLAG_READ_WANT_WRITE) ||
@@ -440,10 +477,11 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
             conn->c.state = CONN_STATE_ERROR;
         } else {
             if (!conn->tls) {
-                /* The socket is connected: now the TLS client. The chain is verified;
-                 * Valkey checks no host name on replication and cluster links. */
+                /* The socket is connected: now the TLS client. The chain is verified; a
+                 * host name is sent as SNI; with tls-verify-server-name the peer's name
+                 * (host name or address) is checked too. */
                 conn_tls_ctx *ctx = contextFor(server.tls_auth_clients);
-                conn->tls = ctx ? conn_tls_new_client(ctx, conn->c.fd, NULL) : NULL;
+                conn->tls = ctx ? conn_tls_new_client(ctx, conn->c.fd, conn->server_name) : NULL;
             }
             int r = conn->tls ? conn_tls_handshake(conn->tls) : CONN_TLS_ERR;
             if (r == CONN_TLS_OK) {
@@ -492,15 +530,16 @@ static void tlsEventHandler(struct aeEventLoop *el, int fd, void *clientData, in
     tlsHandleEvent(clientData, mask);
 }
 
+static int pauseAcceptingIfFull(aeEventLoop *el, int fd, void *privdata);
+
 static void tlsAcceptHandler(aeEventLoop *el, int fd, void *privdata, int mask) {
     int cport, cfd;
     int max = server.max_new_tls_conns_per_cycle;
     char cip[NET_IP_STR_LEN];
     struct ClientFlags flags = {0};
-    UNUSED(el);
     UNUSED(mask);
-    UNUSED(privdata);
     while (max--) {
+        if (pauseAcceptingIfFull(el, fd, privdata)) return;
         cfd = anetTcpAccept(server.neterr, fd, cip, sizeof(cip), &cport);
         if (cfd == ANET_ERR) {
             if (anetRetryAcceptOnError(errno)) continue;
@@ -546,18 +585,125 @@ static void connTLSShutdown(connection *conn_) {
     connectionTypeTcp()->shutdown(conn_);
 }
 
-static void connTLSClose(connection *conn_) {
-    tls_connection *conn = (tls_connection *)conn_;
+/* Frees the connection and closes its fd (through the TCP layer). */
+static void finishClose(tls_connection *conn) {
+    connection *conn_ = (connection *)conn;
     releaseTLS(conn);
     if (conn->tls_error) {
         zfree(conn->tls_error);
         conn->tls_error = NULL;
     }
+    zfree(conn->server_name);
+    conn->server_name = NULL;
     if (conn->pending_list_node) {
         listDelNode(pending_list, conn->pending_list_node);
         conn->pending_list_node = NULL;
     }
     connectionTypeTcp()->close(conn_);
+}
+
+static void connTLSClose(connection *conn_) {
+    tls_connection *conn = (tls_connection *)conn_;
+    if (conn->flags & TLS_CONN_FLAG_IN_POOL) {
+        /* The pool still steps this handshake: the rest waits for poolCollect. */
+        conn->flags |= TLS_CONN_FLAG_CLOSE_COLLECTED;
+        return;
+    }
+    finishClose(conn);
+}
+
+/* tls-handshake-threads: accepted handshakes run on conntls's pool, off the main thread.
+ * With tcp-backlog handshakes inside, the client listeners stop accepting until half of
+ * them are collected: the rest of a storm waits in the kernel's backlog (where clients
+ * that give up cost nothing), not in server memory, and is not refused into a reconnect
+ * loop. The pool's own bound, twice that, leaves room for cluster-bus links. A handshake
+ * not done in TLS_POOL_TIMEOUT_MS fails, so a stalled client cannot hold a slot. */
+#define TLS_POOL_TIMEOUT_MS 10000
+static int pool_inside; /* submitted, not yet collected */
+static struct {
+    int fd;
+    void *privdata;
+} paused[CONFIG_BINDADDR_MAX]; /* client listeners not accepting while the pool is full */
+static int paused_count;
+
+
+/* Main thread: a client listener stops accepting while tcp-backlog handshakes are inside. */
+static int pauseAcceptingIfFull(aeEventLoop *el, int fd, void *privdata) {
+    if (!pool || pool_inside < server.tcp_backlog || paused_count == CONFIG_BINDADDR_MAX) return 0;
+    aeDeleteFileEvent(el, fd, AE_READABLE);
+    paused[paused_count].fd = fd;
+    paused[paused_count].privdata = privdata;
+    paused_count++;
+    return 1;
+}
+
+static void resumeAcceptingIfRoom(void) {
+    if (!paused_count || pool_inside > server.tcp_backlog / 2) return;
+    while (paused_count--)
+        aeCreateFileEvent(server.el, paused[paused_count].fd, AE_READABLE, tlsAcceptHandler, paused[paused_count].privdata);
+    paused_count = 0;
+}
+
+/* Main thread: the pool's fd is readable; act on each finished handshake. */
+static void poolCollect(struct aeEventLoop *el, int fd, void *clientData, int mask) {
+    UNUSED(el);
+    UNUSED(fd);
+    UNUSED(clientData);
+    UNUSED(mask);
+    conn_tls *tls;
+    void *user;
+    int status;
+    while (conn_tls_pool_collect(pool, &tls, &user, &status) == 1) {
+        tls_connection *conn = user;
+        conn->flags &= ~TLS_CONN_FLAG_IN_POOL;
+        pool_inside--;
+        if (conn->flags & TLS_CONN_FLAG_CLOSE_COLLECTED) {
+            finishClose(conn);
+            continue;
+        }
+        if (status == CONN_TLS_OK) {
+            conn->flags |= TLS_CONN_FLAG_ACCEPT_SUCCESS;
+        } else {
+            updateTLSError(conn, conn_tls_last_error(tls));
+            conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
+        }
+        /* The accept handler, then the events the client asked for meanwhile. */
+        updateSSLState((connection *)conn);
+    }
+    resumeAcceptingIfRoom();
+}
+
+/* The pool, started on the first accept with tls-handshake-threads set; NULL without. */
+static conn_tls_pool *handshakePool(void) {
+    if (pool || server.tls_handshake_threads <= 0) return pool;
+    pool = conn_tls_pool_new((unsigned)server.tls_handshake_threads, 2 * (unsigned)server.tcp_backlog, TLS_POOL_TIMEOUT_MS);
+    if (!pool) {
+        serverLog(LL_WARNING, "TLS handshake pool not started (%s): handshakes stay on the main thread",
+                  conn_tls_thread_last_error());
+        server.tls_handshake_threads = 0;
+    } else if (aeCreateFileEvent(server.el, conn_tls_pool_fd(pool), AE_READABLE, poolCollect, NULL) == AE_ERR) {
+        serverLog(LL_WARNING, "TLS handshake pool not watched: handshakes stay on the main thread");
+        conn_tls_pool_free(pool);
+        pool = NULL;
+        server.tls_handshake_threads = 0;
+    }
+    return pool;
+}
+
+/* Main thread: the first handshake step goes to the pool; C_ERR when the pool is full. */
+static int submitToPool(tls_connection *conn) {
+    int r = conn_tls_pool_submit(pool, conn->tls, conn);
+    if (r == CONN_TLS_OK) {
+        /* The pool waits on the fd now; the client's read handler (set before the accept)
+         * is watched again once the handshake is collected. */
+        aeDeleteFileEvent(server.el, conn->c.fd, AE_READABLE | AE_WRITABLE);
+        conn->flags |= TLS_CONN_FLAG_IN_POOL;
+        pool_inside++;
+        return C_OK;
+    }
+    updateTLSError(conn, r == CONN_TLS_BUSY ? "too many TLS handshakes in flight" : conn_tls_thread_last_error());
+    conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
+    return C_ERR;
 }
 
 static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handler) {
@@ -573,9 +719,20 @@ static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handle
         TLSAccept(conn);
         return C_OK;
     }
+    if (handshakePool()) {
+        if (submitToPool(conn) == C_OK) return C_OK;
+        return TLSHandleAcceptResult(conn, call_handler_on_error);
+    }
     if (trySendAcceptToIOThreads(_conn) == C_OK) return C_OK;
     TLSAccept(conn);
     return TLSHandleAcceptResult(conn, call_handler_on_error);
+}
+
+/* An outgoing link's server name: conntls sends a host name as SNI (an address it does not:
+ * RFC 6066) and, with tls-verify-server-name, checks either against the certificate. */
+static void rememberServerName(tls_connection *conn, const char *addr) {
+    zfree(conn->server_name);
+    conn->server_name = zstrdup(addr);
 }
 
 static int connTLSConnect(connection *conn_,
@@ -585,6 +742,7 @@ static int connTLSConnect(connection *conn_,
                           int multipath,
                           ConnectionCallbackFunc connect_handler) {
     if (conn_->state != CONN_STATE_NONE) return C_ERR;
+    rememberServerName((tls_connection *)conn_, addr);
     /* TCP first; the TLS client starts in the event handler once it is connected. */
     return connectionTypeTcp()->connect(conn_, addr, port, src_addr, multipath, connect_handler);
 }
@@ -654,8 +812,9 @@ static int connTLSBlockingConnect(connection *conn_, const char *addr, int port,
     tls_connection *conn = (tls_connection *)conn_;
     if (conn->c.state != CONN_STATE_NONE) return C_ERR;
     if (connectionTypeTcp()->blocking_connect(conn_, addr, port, timeout) == C_ERR) return C_ERR;
+    rememberServerName(conn, addr);
     conn_tls_ctx *ctx = contextFor(server.tls_auth_clients);
-    conn->tls = ctx ? conn_tls_new_client(ctx, conn->c.fd, NULL) : NULL;
+    conn->tls = ctx ? conn_tls_new_client(ctx, conn->c.fd, conn->server_name) : NULL;
     if (!conn->tls) {
         updateTLSError(conn, "TLS is not configured");
         conn->c.state = CONN_STATE_ERROR;
