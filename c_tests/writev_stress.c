@@ -89,7 +89,7 @@ static void *reader(void *p) {
     int flags = fcntl(a->fd, F_GETFL);
     fcntl(a->fd, F_SETFL, flags & ~O_NONBLOCK);
     SSL_set_fd(ssl, a->fd);
-    SSL_set1_host(ssl, "localhost");
+    X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), "localhost", 0);
     if (SSL_connect(ssl) != 1) {
         snprintf(a->why, sizeof a->why, "reader handshake failed");
         a->failed = 1;

@@ -4,83 +4,11 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-struct Server {
-    child: Child,
-    tls_port: u16,
-    plain_port: u16,
-    live: PathBuf,
-}
-
-impl Server {
-    /// Starts resp_server on free ports with live/cert.pem and live/key.pem.
-    fn start(extra: &[&str]) -> Server {
-        let exe = build_c_example("resp_server");
-        let live = scratch_dir();
-        std::fs::copy(certs().join("server.crt"), live.join("cert.pem")).unwrap();
-        std::fs::copy(certs().join("server.key"), live.join("key.pem")).unwrap();
-        let mut child = Command::new(exe)
-            .args(["--tls-port", "0", "--port", "0", "--ca"])
-            .arg(certs().join("ca.crt"))
-            .arg("--cert")
-            .arg(live.join("cert.pem"))
-            .arg("--key")
-            .arg(live.join("key.pem"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start resp_server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-        let ports: Vec<u16> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).filter(|p| *p > 1000).collect();
-        assert_eq!(ports.len(), 2, "{line}");
-        Server { child, tls_port: ports[0], plain_port: ports[1], live }
-    }
-
-    /// Swaps the live certificate to `name` (server or server2): key first, both renamed
-    /// into place, as a deploy tool would.
-    fn rotate_to(live: &Path, name: &str) {
-        for (from, to) in [(format!("{name}.key"), "key.pem"), (format!("{name}.crt"), "cert.pem")] {
-            let tmp = live.join(format!("{to}.tmp"));
-            std::fs::copy(certs().join(from), &tmp).unwrap();
-            std::fs::rename(&tmp, live.join(to)).unwrap();
-        }
-    }
-
-    /// SIGTERM, then the stats line.
-    fn stop(mut self) -> String {
-        unsafe { libc_kill(self.child.id() as i32, 15) };
-        let mut out = String::new();
-        self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        self.child.wait().unwrap();
-        out
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-fn build_c_example(name: &str) -> PathBuf {
-    build_program(&root().join("examples").join(format!("{name}.c")), Link::Shared, &[])
-}
 
 fn stat(stats: &str, key: &str) -> u64 {
     stats.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{key}="))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{key} not in {stats}"))
@@ -179,7 +107,7 @@ fn s_client_resumes_across_a_rotation() {
     let first = s_client(&["-sess_out", sess.to_str().unwrap()]);
     assert!(first.contains("+PONG") && first.contains("New, TLSv1.3"), "{first}");
     Server::rotate_to(&server.live, "server2");
-    unsafe { libc_kill(server.child.id() as i32, 1) }; // SIGHUP: reload now
+    server.signal(1); // SIGHUP: reload now
     std::thread::sleep(Duration::from_millis(300));
     let second = s_client(&["-sess_in", sess.to_str().unwrap()]);
     assert!(second.contains("+PONG") && second.contains("Reused, TLSv1.3"), "{second}");

@@ -6,51 +6,48 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+mod resp_server;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use resp_server::{build_c_example, Server};
+
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// target/<profile>, where `cargo build` put libconntls.so and libconntls.a.
-/// `cargo test` does not rebuild those (only the rlib), so a library older than the rlib
-/// this test was built with is refused rather than tested.
+/// Where the library under test is: target/<profile>, where `make` put libconntls.a and
+/// linked libconntls.so.0 (with libconntls.so beside it), or CONNTLS_LIB_DIR, a build of
+/// the same sources made elsewhere (the OpenSSL matrix: against another OpenSSL).
+/// `cargo test` does not link the shared library (the Makefile does, after cargo wrote the
+/// static library and the rlib), so a libconntls.so.0 older than the rlib this test was
+/// built with is refused rather than tested.
 pub fn lib_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if let Some(dir) = std::env::var_os("CONNTLS_LIB_DIR") {
+            let dir = PathBuf::from(dir);
+            for lib in ["libconntls.so.0", "libconntls.a"] {
+                assert!(dir.join(lib).exists(), "CONNTLS_LIB_DIR={}: no {lib}", dir.display());
+            }
+            return dir;
+        }
         let exe = std::env::current_exe().expect("test executable path");
         let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf();
-        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let rlib = std::fs::read_dir(dir.join("deps"))
             .expect("deps dir")
             .filter_map(Result::ok)
             .filter(|e| e.file_name().to_string_lossy().starts_with("libconntls-") && e.file_name().to_string_lossy().ends_with(".rlib"))
             .filter_map(|e| mtime(&e.path()))
             .max();
-        for lib in ["libconntls.so", "libconntls.a"] {
-            let built = mtime(&dir.join(lib));
-            assert!(
-                built.is_some() && built >= rlib,
-                "{lib} in {} is missing or older than the sources: run `cargo build --release` first (`make test` does)",
-                dir.display()
-            );
-        }
+        let linked = mtime(&dir.join("libconntls.so.0"));
+        assert!(
+            linked.is_some() && linked >= rlib && dir.join("libconntls.a").exists(),
+            "libconntls.so.0 in {} is missing or older than the sources: run `make` first (`make test` does)",
+            dir.display()
+        );
         dir
     })
     .clone()
-}
-
-/// A directory with libconntls.so and its soname link, libconntls.so.0, as an installed
-/// tree has them.
-pub fn shared_lib_dir() -> PathBuf {
-    let dir = tmp_dir().join("lib");
-    std::fs::create_dir_all(&dir).expect("create the lib dir");
-    for name in ["libconntls.so", "libconntls.so.0"] {
-        let link = dir.join(name);
-        if std::fs::read_link(&link).is_err() {
-            // Another test may make the same link at once; either one will do.
-            let _ = std::os::unix::fs::symlink(lib_dir().join("libconntls.so"), &link);
-        }
-    }
-    dir
 }
 
 pub fn tmp_dir() -> PathBuf {
@@ -117,7 +114,7 @@ pub fn build_program(source: &Path, link: Link, extra_libs: &[&str]) -> PathBuf 
             if link == Link::ThreadSanitized {
                 cc.arg("-fsanitize=thread");
             }
-            let lib = shared_lib_dir();
+            let lib = lib_dir();
             cc.arg(format!("-L{}", lib.display()))
                 .arg(format!("-Wl,-rpath,{}", lib.display()))
                 .arg("-lconntls");
@@ -161,8 +158,13 @@ fn remove_dead_scratch_dirs() {
 }
 
 /// The environment the C tests read: where the certificates are, a scratch directory.
+/// Without cargo's LD_LIBRARY_PATH (target/release), which would win over each program's
+/// rpath: the program loads the library it was linked against (another build's, or an
+/// installed one).
 pub fn c_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("CONNTLS_CERTS", certs()).env("CONNTLS_TMP", scratch_dir())
+    cmd.env_remove("LD_LIBRARY_PATH")
+        .env("CONNTLS_CERTS", certs())
+        .env("CONNTLS_TMP", scratch_dir())
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
         .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
         .env("TSAN_OPTIONS", format!("halt_on_error=1 suppressions={}", root().join("tests/tsan.supp").display()))
