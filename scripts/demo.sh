@@ -71,10 +71,14 @@ start_server() { # extra args...; sets server_pid, tls_port, plain_port
   [ -n "$tls_port" ] || { echo "demo: resp_server did not start" >&2; false; }
 }
 
-stop_server() { # prints the server's stats line
+# Called in this shell, never in $(...): a subshell cannot wait for the server, and
+# would read server.out before the server has written its stats line.
+stop_server() { # variable: set to the server's stats line
   kill -TERM "$server_pid"
   wait "$server_pid" 2>/dev/null || true
-  grep '^stats:' "$work/server.out"
+  local line
+  line=$(grep '^stats:' "$work/server.out") || { echo "demo: resp_server exited without its stats line" >&2; false; }
+  printf -v "$1" '%s' "$line"
 }
 
 if command -v redis-benchmark >/dev/null; then
@@ -113,13 +117,13 @@ run_workload() { # label size tests requests [note for GET]
 start=$(date +%s)
 start_server
 run_workload "32 B values, 50 clients" 32 set,get 100000
-stats1=$(stop_server)
+stop_server stats1
 start_server --sndbuf 4096
 # redis-benchmark's OpenSSL client delays its ACKs of the server's records; through a
 # 4 KiB send buffer the server can only send once they arrive (see the note below).
 [ "$client" = "redis-benchmark --tls" ] && note="<- limited by the client's delayed ACKs (note 1)" || note=""
 run_workload "32 KiB, 50 clients, 4K sndbuf" 32768 set,get 20000 "$note"
-stats2=$(stop_server)
+stop_server stats2
 
 sum() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) s += kv[2] } } END { print s + 0 }' <<< "$stats1"$'\n'"$stats2"; }
 rotated=$(( $(sum generation) - 2 ))
