@@ -116,6 +116,12 @@ static void context_errors(void) {
     expect_ctx_error(expired_client, "client-cert-file", "not valid now");
     const char *expired_ca[] = {"ca-cert-file", cert("expired.crt"), NULL};
     expect_ctx_error(expired_ca, "ca-cert-file", "a CA certificate is not valid now");
+    /* A validity time OpenSSL parses but cannot read (found by fuzz_config: such a CA was
+     * taken, and conn_tls_ctx_cert_info then said one certificate, expiring at 0). */
+    const char *badtime[] = {"cert-file", cert("badtime.crt"), "key-file", cert("server.key"), "auth-clients", "no", NULL};
+    expect_ctx_error(badtime, "badtime.crt", "not valid now (its validity period cannot be read)");
+    const char *badtime_ca[] = {"ca-cert-file", cert("badtime.crt"), NULL};
+    expect_ctx_error(badtime_ca, "ca-cert-file", "a CA certificate is not valid now (its validity period cannot be read)");
 
     const char *half[] = {"cert-file", cert("server.crt"), "auth-clients", "no", NULL};
     expect_ctx_error(half, "key-file", NULL);

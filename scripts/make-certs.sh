@@ -11,6 +11,8 @@
 #   server-enc.key          server.key encrypted with the passphrase "s3cret"
 #   dh.pem                  2048-bit DH parameters (ffdhe2048)
 #   expired.crt, notyet.crt server.key's certificate, valid only in 2020 / only from 2099
+#   badtime.crt             server.crt with month 13 in its notAfter: a time OpenSSL parses
+#                           but cannot read
 set -euo pipefail
 dir=${1:-certs}
 mkdir -p "$dir"
@@ -65,4 +67,7 @@ for dates in "expired 20200101000000Z 20200102000000Z" "notyet 20990101000000Z 2
     -startdate "$2" -enddate "$3" -notext 2>/dev/null
 done
 rm -rf ca-db dated.csr
+# The signature no longer matches, which is checked only after the validity period.
+openssl x509 -in server.crt -outform DER | perl -0777 -pe 's/(\x17\x0d\d{12}Z\x17\x0d\d\d)\d\d/${1}13/ or die "no UTCTime pair"' \
+  | openssl x509 -inform DER -out badtime.crt
 rm -f ./*.srl

@@ -373,12 +373,16 @@ pub fn not_valid_now(cert: &X509) -> Option<&'static str> {
     let (before, after) = unsafe { (ffi::X509_getm_notBefore(cert.as_ptr()), ffi::X509_getm_notAfter(cert.as_ptr())) };
     let result = if before.is_null() || after.is_null() {
         Some("it has no validity period")
-    } else if unsafe { ASN1_TIME_cmp_time_t(before, now()) } == 1 {
-        Some("not valid yet")
-    } else if unsafe { ASN1_TIME_cmp_time_t(after, now()) } == -1 {
-        Some("expired")
     } else {
-        None
+        // -1, 0 or 1 as the time is before, at or after now; -2 when it cannot be read
+        // (a time that parses but names no moment, such as month 13).
+        let now = now();
+        match unsafe { (ASN1_TIME_cmp_time_t(before, now), ASN1_TIME_cmp_time_t(after, now)) } {
+            (-2, _) | (_, -2) => Some("its validity period cannot be read"),
+            (1, _) => Some("not valid yet"),
+            (_, -1) => Some("expired"),
+            _ => None,
+        }
     };
     clear_error_queue();
     result

@@ -43,8 +43,32 @@ fn fuzz(name: &str) {
     let log = String::from_utf8_lossy(&out.stderr);
     let summary: Vec<&str> = log.lines().filter(|l| l.contains("DONE") || l.starts_with("stat::number_of_executed_units")).collect();
     println!("fuzz_{name}, {seconds} s, {} regression inputs: {}", regressions.len(), summary.join("; "));
-    assert!(out.status.success(), "fuzz_{name} found something (input saved in {}):\n{}", work.display(), log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+    if !out.status.success() {
+        let kept = keep_findings(name, &work);
+        panic!("fuzz_{name} found something:\n{}\n{kept}", log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
     std::fs::remove_dir_all(&work).ok();
+}
+
+/// Moves what libFuzzer wrote (crash-*, timeout-*, ...) out of the scratch directory, which
+/// a later test binary removes, into target/fuzz/findings (as `make fuzz` keeps them), and
+/// shows each input in hex, so a CI log alone is enough to add it to fuzz/regressions.
+fn keep_findings(name: &str, work: &std::path::Path) -> String {
+    let findings = root().join("target/fuzz/findings");
+    std::fs::create_dir_all(&findings).unwrap();
+    let mut shown = String::new();
+    for entry in std::fs::read_dir(work).unwrap().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() {
+            continue;
+        }
+        let kept = findings.join(format!("{name}-{file}"));
+        std::fs::rename(entry.path(), &kept).unwrap();
+        let bytes = std::fs::read(&kept).unwrap();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        shown += &format!("input kept in {} ({} bytes; `xxd -r -p` turns this back into it):\n{hex}\n", kept.display(), bytes.len());
+    }
+    shown
 }
 
 #[test]

@@ -34,7 +34,8 @@ const CONN_TLS_CERT_CA: c_int = CertKind::CONN_TLS_CERT_CA as c_int;
 /// Returns NULL on failure (a NULL cfg, or memory running out, too), with a message in
 /// `err` naming the file or option and the reason (missing, unreadable, not a regular
 /// file, too large, not PEM, wrong or missing passphrase, key does not match the
-/// certificate, no CA while auth-clients is yes/optional, no usable cipher, a group this
+/// certificate, a certificate outside its validity period or whose validity cannot be
+/// read, no CA while auth-clients is yes/optional, no usable cipher, a group this
 /// OpenSSL does not know...). The same status and message are recorded for the thread
 /// (conn_tls_thread_last_status: CONN_TLS_EINVAL for a NULL cfg, else CONN_TLS_ERR).
 /// A context without cert-file/key-file makes client connections only.
