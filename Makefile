@@ -80,12 +80,19 @@ test: build header-tool
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test.log; \
 	exit $$status
 
-# One OpenSSL line of the matrix (LINE=3.5 or 4.0).
+# One OpenSSL line of the matrix (LINE=3.5 or 4.0). OpenSSL's build output goes to
+# target/openssl-<line>/openssl.log and the prefix is read from the stamp file: from
+# stdout it once brought ~200 KB into OPENSSL_DIR, too long for exec, and the build and
+# the line's settings were skipped, so the tests ran on the system's OpenSSL.
+# set -e: no step is skipped quietly.
 matrix-line:
 	@test -n "$(LINE)" || { echo "LINE=3.5 or LINE=4.0"; exit 2; }
-	prefix=$$($(CARGO) run -q --release --manifest-path tools/openssl-prefix/Cargo.toml -- $(LINE) $(CURDIR)/target/openssl-$(LINE)/openssl) && \
-	OPENSSL_DIR=$$prefix OPENSSL_STATIC=1 $(MAKE) --no-print-directory build TARGET_DIR=target/openssl-$(LINE) && \
-	export CONNTLS_LIB_DIR=$(CURDIR)/target/openssl-$(LINE)/release CONNTLS_OPENSSL_LINE=$(LINE) CONNTLS_OPENSSL_INCLUDE=$$prefix/include && \
+	set -e; openssl=$(CURDIR)/target/openssl-$(LINE)/openssl; mkdir -p $$openssl; \
+	$(CARGO) run -q --release --manifest-path tools/openssl-prefix/Cargo.toml -- $(LINE) $$openssl \
+	  > $$openssl.log 2>&1 || { tail -n 40 $$openssl.log; exit 1; }; \
+	prefix=$$(cat $$openssl/built); echo "OpenSSL $(LINE): $$prefix"; \
+	OPENSSL_DIR=$$prefix OPENSSL_STATIC=1 $(MAKE) --no-print-directory build TARGET_DIR=target/openssl-$(LINE); \
+	export CONNTLS_LIB_DIR=$(CURDIR)/target/openssl-$(LINE)/release CONNTLS_OPENSSL_LINE=$(LINE) CONNTLS_OPENSSL_INCLUDE=$$prefix/include; \
 	status=0; \
 	$(CARGO) test --release --no-fail-fast $(addprefix --test ,$(MATRIX_TESTS)) || status=1; \
 	$(CARGO) test --release --test packaging -- exports soname || status=1; \

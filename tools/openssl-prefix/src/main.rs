@@ -1,7 +1,9 @@
 //! `openssl-prefix LINE DIR`: builds OpenSSL LINE (3.5 or 4.0) from the openssl-src crate,
-//! with that crate's own build API, into DIR, and prints the prefix (DIR/install, with
-//! include/ and lib/) for OPENSSL_DIR. A finished build is kept: run again, it only
-//! prints the prefix. For the OpenSSL matrix of `make test` (make matrix).
+//! with that crate's own build API, into DIR, and writes the prefix (DIR/install, with
+//! include/ and lib/) for OPENSSL_DIR into DIR/built, printing it too. Read DIR/built,
+//! not stdout: openssl-src and OpenSSL's configure print there while building. A
+//! finished build is kept: run again, it only prints the prefix. For the OpenSSL matrix
+//! of `make test` (make matrix-line).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
