@@ -73,10 +73,10 @@ impl Liveness {
             (None, true) => {
                 // The default keepalive and the default user timeout agree (probes at 15,
                 // 20, 25 s, given up at 30 s); a keepalive option sets the pace instead.
-                let ms = match self.keepalive_s {
-                    Some(_) => keepalive.map_or(CLIENT_USER_TIMEOUT_MS, |(i, v, c)| user_timeout_for_keepalive(i, v, c)),
-                    None => CLIENT_USER_TIMEOUT_MS,
-                };
+                let ms = self.keepalive_s.map_or(CLIENT_USER_TIMEOUT_MS, |s| {
+                    let (idle, interval, count) = keepalive_shape(s);
+                    user_timeout_for_keepalive(idle, interval, count)
+                });
                 set_user_timeout(fd, ms)?;
                 UserTimeout::FollowsKeepalive
             }
