@@ -29,19 +29,6 @@ unsafe fn count_of(c: *mut Connection, f: impl FnOnce(&mut Connection) -> Result
     call(c, f).map_or_else(|status| status as ssize_t, |n| n as ssize_t)
 }
 
-/// A constructor's result: the new handle, or NULL with the reason logged and recorded
-/// for conn_tls_thread_last_error.
-fn made(what: &str, result: Result<Connection, Error>) -> *mut Connection {
-    match result {
-        Ok(conn) => ffi::into_handle(conn),
-        Err(error) => {
-            log::warn!("conntls: {what}: {error}");
-            ffi::failed(&error);
-            std::ptr::null_mut()
-        }
-    }
-}
-
 /// The context behind a constructor's `ctx` argument.
 unsafe fn context<'a>(ctx: *mut Context) -> Result<&'a Context, Error> {
     ffi::handle_ref(ctx).ok_or_else(|| Error::Invalid("the context handle is NULL".into()))
@@ -63,7 +50,7 @@ unsafe fn context<'a>(ctx: *mut Context) -> Result<&'a Context, Error> {
 /// otherwise; conn_tls_thread_last_error: the message) and logged as a warning.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_new_server(ctx: *mut Context, fd: c_int) -> *mut Connection {
-    boundary!(std::ptr::null_mut(), made("conn_tls_new_server", context(ctx).and_then(|ctx| Connection::new_server(ctx, fd))))
+    boundary!(std::ptr::null_mut(), ffi::made("conn_tls_new_server", context(ctx).and_then(|ctx| Connection::new_server(ctx, fd))))
 }
 
 /// Makes a client-side connection on `fd`, a connected (or connecting) non-blocking stream
@@ -97,7 +84,7 @@ pub unsafe extern "C" fn conn_tls_new_client(ctx: *mut Context, fd: c_int, serve
             let name = ffi::str_arg(server_name, "server_name").map_err(Error::Invalid)?;
             Connection::new_client(ctx, fd, name)
         });
-        made("conn_tls_new_client", result)
+        ffi::made("conn_tls_new_client", result)
     })
 }
 

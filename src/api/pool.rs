@@ -18,16 +18,10 @@ use crate::pool::{Pool, Refused};
 /// logged.
 #[no_mangle]
 pub extern "C" fn conn_tls_pool_new(threads: c_uint, max_inflight: c_uint, timeout_ms: c_uint) -> *mut Pool {
-    boundary!(std::ptr::null_mut(), {
-        match Pool::new(threads as usize, max_inflight as usize, Duration::from_millis(timeout_ms.into())) {
-            Ok(pool) => ffi::into_handle(pool),
-            Err(error) => {
-                log::warn!("conntls: conn_tls_pool_new: {error}");
-                ffi::failed(&error);
-                std::ptr::null_mut()
-            }
-        }
-    })
+    boundary!(
+        std::ptr::null_mut(),
+        ffi::made("conn_tls_pool_new", Pool::new(threads as usize, max_inflight as usize, Duration::from_millis(timeout_ms.into())))
+    )
 }
 
 /// Hands connection `c` (made by conn_tls_new_server or conn_tls_new_client, handshake not

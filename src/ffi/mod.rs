@@ -130,6 +130,19 @@ pub fn failed(error: &Error) -> c_int {
     }
 }
 
+/// A constructor's result: a new handle, or NULL with the reason logged as a warning and
+/// recorded for the thread (conn_tls_thread_last_status / _error).
+pub fn made<T>(what: &str, result: Result<T, Error>) -> *mut T {
+    match result {
+        Ok(value) => into_handle(value),
+        Err(error) => {
+            log::warn!("conntls: {what}: {error}");
+            failed(&error);
+            std::ptr::null_mut()
+        }
+    }
+}
+
 /// A new handle owning `value`.
 pub fn into_handle<T>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))
