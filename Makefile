@@ -35,7 +35,7 @@ endif
 # What the Rust static library needs besides OpenSSL (rustc --print native-static-libs).
 RUST_NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-.PHONY: all build test matrix-line test-one fuzz-build fuzz demo header header-tool abi-reference install uninstall clean
+.PHONY: all build test matrix-line test-one fuzz-build fuzz demo servers header header-tool abi-reference install uninstall clean
 
 all: build
 
@@ -134,6 +134,15 @@ test-one: build
 
 demo: build
 	scripts/demo.sh
+
+# The servers Debian ships, from Debian's source packages, stock and on conntls (contrib/):
+# target/servers/redis-<version>/{stock,conntls}/src/redis-{server,cli,benchmark}, built
+# with AddressSanitizer as the tests use them. SERVERS_SANITIZER= builds without it (for
+# benchmarks: with SERVERS_ROOT=target/servers-release beside the tests' builds).
+SERVERS_SANITIZER ?= address
+SERVERS_ROOT ?= $(CURDIR)/target/servers
+servers: build
+	SANITIZER=$(SERVERS_SANITIZER) ROOT=$(SERVERS_ROOT) scripts/redis-servers.sh
 
 # The header generator (cbindgen and its 30-odd crates) is a workspace of its own, built
 # only for these two targets, never by `make`.
