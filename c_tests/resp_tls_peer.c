@@ -1,0 +1,280 @@
+/* A TLS client of a RESP server (Redis, Valkey) on plain OpenSSL: an independent peer for
+ * the server triggers of tests/redis.rs. Blocking sockets with 20 s send/receive timeouts,
+ * so nothing waits forever.
+ *
+ *   resp_tls_peer PORT CA CERT KEY pipeline CONNS REQUESTS OUTSTANDING CHUNK SIZE[,SIZE...]
+ *     Sets key:<i> to SIZE_i bytes of a known pattern, then CONNS connections at once each
+ *     send REQUESTS GETs of the keys in turn, at most OUTSTANDING unanswered, and read the
+ *     replies CHUNK bytes a millisecond (slower than the server writes: its replies pile up
+ *     while a write is blocked, and new requests keep arriving). Every reply byte is
+ *     checked. Prints a line per connection ("ok" or "dropped ... after N replies: why");
+ *     exit 0 when every connection got every reply right, 1 otherwise, 2 on set-up errors.
+ *
+ *   resp_tls_peer PORT CA CERT KEY killpair ROUNDS
+ *     The pending-list trigger, ROUNDS times: clients A and B each send
+ *     SET <40,000-byte bulk> whose last TLS record also carries CLIENT KILL ID <the other>,
+ *     while a third client holds the server in DEBUG SLEEP, so that both reach the end of
+ *     their bulk in one event-loop turn with the CLIENT KILL still decrypted in the TLS
+ *     layer. Then checks the server still answers PING. Exit 0 when it always did, 1 when
+ *     it stopped answering (the round is printed), 2 on set-up errors. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static int port;
+static SSL_CTX *ctx;
+
+typedef struct {
+    int fd;
+    SSL *ssl;
+} peer;
+
+static void die(const char *what) {
+    fprintf(stderr, "resp_tls_peer: %s\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(2);
+}
+
+static int peer_open(peer *p) {
+    p->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = 20};
+    int one = 1;
+    setsockopt(p->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(p->fd, (struct sockaddr *)&a, sizeof a) != 0) return -1;
+    p->ssl = SSL_new(ctx);
+    SSL_set_fd(p->ssl, p->fd);
+    return SSL_connect(p->ssl) == 1 ? 0 : -1;
+}
+
+static void peer_close(peer *p) {
+    if (p->ssl) SSL_free(p->ssl);
+    close(p->fd);
+    p->ssl = NULL;
+}
+
+static int send_all(peer *p, const char *buf, size_t len) {
+    return len == 0 || SSL_write(p->ssl, buf, (int)len) == (int)len ? 0 : -1;
+}
+
+/* Reads one line (a simple reply) into buf; returns its length or -1. */
+static int read_line(peer *p, char *buf, int cap) {
+    int n = 0;
+    while (n < cap - 1) {
+        if (SSL_read(p->ssl, buf + n, 1) != 1) return -1;
+        if (buf[n++] == '\n') break;
+    }
+    buf[n] = 0;
+    return n;
+}
+
+static char pattern(size_t key, size_t j) {
+    return (char)('a' + (j + 7 * key) % 26);
+}
+
+/* ---- pipeline ---- */
+
+static size_t nsizes, sizes[16];
+static long requests, outstanding, chunk;
+
+static char *set_command(size_t key, size_t *len) {
+    size_t size = sizes[key];
+    char head[128];
+    int h = snprintf(head, sizeof head, "*3\r\n$3\r\nSET\r\n$%zu\r\nkey:%zu\r\n$%zu\r\n",
+                     (size_t)snprintf(NULL, 0, "key:%zu", key), key, size);
+    char *cmd = malloc((size_t)h + size + 2);
+    memcpy(cmd, head, (size_t)h);
+    for (size_t j = 0; j < size; j++) cmd[h + j] = pattern(key, j);
+    memcpy(cmd + h + size, "\r\n", 2);
+    *len = (size_t)h + size + 2;
+    return cmd;
+}
+
+/* The byte at offset `at` of the expected reply to GET key:`key`. */
+static int expected(size_t key, size_t at, char *c) {
+    char head[32];
+    size_t h = (size_t)snprintf(head, sizeof head, "$%zu\r\n", sizes[key]);
+    if (at < h) *c = head[at];
+    else if (at < h + sizes[key]) *c = pattern(key, at - h);
+    else *c = "\r\n"[at - h - sizes[key]];
+    return at + 1 == h + sizes[key] + 2; /* last byte of this reply */
+}
+
+static void *pipeline_conn(void *arg) {
+    long id = (long)arg, sent = 0, done = 0;
+    size_t at = 0;
+    char *buf = malloc((size_t)chunk), why[256] = "";
+    peer p = {0};
+    if (peer_open(&p) != 0) {
+        snprintf(why, sizeof why, "handshake failed");
+        goto out;
+    }
+    while (done < requests) {
+        while (sent < requests && sent - done < outstanding) {
+            char cmd[64];
+            size_t key = (size_t)sent % nsizes;
+            int len = snprintf(cmd, sizeof cmd, "*2\r\n$3\r\nGET\r\n$%d\r\nkey:%zu\r\n",
+                               snprintf(NULL, 0, "key:%zu", key), key);
+            if (send_all(&p, cmd, (size_t)len) != 0) {
+                snprintf(why, sizeof why, "write failed");
+                goto out;
+            }
+            sent++;
+        }
+        int n = SSL_read(p.ssl, buf, (int)chunk);
+        if (n <= 0) {
+            int e = SSL_get_error(p.ssl, n);
+            snprintf(why, sizeof why, "%s", e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? "closed by the server" : "TLS error");
+            goto out;
+        }
+        for (int i = 0; i < n; i++) {
+            char c;
+            int last = expected((size_t)done % nsizes, at, &c);
+            if (buf[i] != c) {
+                snprintf(why, sizeof why, "wrong byte at offset %zu of reply %ld", at, done);
+                goto out;
+            }
+            at++;
+            if (last) {
+                done++;
+                at = 0;
+            }
+        }
+        usleep(1000);
+    }
+out:
+    if (*why)
+        printf("connection %ld: dropped after %ld replies: %s\n", id, done, why);
+    else
+        printf("connection %ld: ok, %ld replies\n", id, done);
+    fflush(stdout);
+    peer_close(&p);
+    free(buf);
+    return (void *)(intptr_t)(*why != 0);
+}
+
+static int pipeline(int argc, char **argv) {
+    if (argc != 5) die("pipeline CONNS REQUESTS OUTSTANDING CHUNK SIZE[,SIZE...]");
+    long conns = atol(argv[0]);
+    requests = atol(argv[1]);
+    outstanding = atol(argv[2]);
+    chunk = atol(argv[3]);
+    for (char *s = strtok(argv[4], ","); s && nsizes < 16; s = strtok(NULL, ",")) sizes[nsizes++] = (size_t)atol(s);
+    if (conns < 1 || conns > 64 || requests < 1 || outstanding < 1 || chunk < 1 || !nsizes) die("bad pipeline arguments");
+
+    peer setup = {0};
+    if (peer_open(&setup) != 0) die("set-up connection failed");
+    for (size_t k = 0; k < nsizes; k++) {
+        size_t len;
+        char *cmd = set_command(k, &len), line[64];
+        if (send_all(&setup, cmd, len) != 0 || read_line(&setup, line, sizeof line) < 0 || strcmp(line, "+OK\r\n"))
+            die("SET failed");
+        free(cmd);
+    }
+    peer_close(&setup);
+
+    pthread_t t[64];
+    for (long i = 0; i < conns; i++) pthread_create(&t[i], NULL, pipeline_conn, (void *)i);
+    int failed = 0;
+    for (long i = 0; i < conns; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        failed |= r != NULL;
+    }
+    return failed;
+}
+
+/* ---- killpair ---- */
+
+static long client_id(peer *p) {
+    char line[64];
+    if (send_all(p, "*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n", 24) != 0 || read_line(p, line, sizeof line) < 0 || line[0] != ':')
+        return -1;
+    return atol(line + 1);
+}
+
+/* SET of a 40,000-byte bulk; its last 64 bytes, the CRLF and CLIENT KILL ID `victim` go in
+ * a TLS record of their own (*tail). */
+static char *kill_payload(long victim, size_t *len, size_t *tail) {
+    enum { BULK = 40000, LAST = 64 };
+    char id[32], kill[128];
+    snprintf(id, sizeof id, "%ld", victim);
+    int k = snprintf(kill, sizeof kill, "*4\r\n$6\r\nCLIENT\r\n$4\r\nKILL\r\n$2\r\nID\r\n$%zu\r\n%s\r\n", strlen(id), id);
+    const char *head = "*3\r\n$3\r\nSET\r\n$4\r\nbulk\r\n$40000\r\n";
+    size_t h = strlen(head);
+    char *p = malloc(h + BULK + 2 + (size_t)k);
+    memcpy(p, head, h);
+    memset(p + h, 'x', BULK);
+    memcpy(p + h + BULK, "\r\n", 2);
+    memcpy(p + h + BULK + 2, kill, (size_t)k);
+    *len = h + BULK + 2 + (size_t)k;
+    *tail = LAST + 2 + (size_t)k;
+    return p;
+}
+
+static int killpair(int argc, char **argv) {
+    if (argc != 1) die("killpair ROUNDS");
+    long rounds = atol(argv[0]);
+    for (long r = 1; r <= rounds; r++) {
+        peer a = {0}, b = {0}, blocker = {0};
+        if (peer_open(&a) || peer_open(&b) || peer_open(&blocker)) {
+            printf("round %ld: the server refused a connection\n", r);
+            return 1;
+        }
+        long ida = client_id(&a), idb = client_id(&b);
+        if (ida < 0 || idb < 0) die("CLIENT ID failed");
+        size_t la, ta, lb, tb;
+        char *pa = kill_payload(idb, &la, &ta), *pb = kill_payload(ida, &lb, &tb);
+        /* Everything but the tails, then the server held in DEBUG SLEEP, then both tails:
+         * when it wakes, A's and B's last records are both waiting. */
+        if (send_all(&a, pa, la - ta) || send_all(&b, pb, lb - tb)) die("write failed");
+        const char *sleep_cmd = "*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$3\r\n0.3\r\n";
+        if (send_all(&blocker, sleep_cmd, strlen(sleep_cmd))) die("write failed");
+        usleep(100 * 1000);
+        int tails = send_all(&a, pa + la - ta, ta) | send_all(&b, pb + lb - tb, tb);
+        free(pa);
+        free(pb);
+        char line[64];
+        int alive = read_line(&blocker, line, sizeof line) > 0 && !strcmp(line, "+OK\r\n") &&
+                    send_all(&blocker, "*1\r\n$4\r\nPING\r\n", 14) == 0 &&
+                    read_line(&blocker, line, sizeof line) > 0 && !strcmp(line, "+PONG\r\n");
+        peer_close(&a);
+        peer_close(&b);
+        peer_close(&blocker);
+        if (!alive) {
+            printf("round %ld: the server stopped answering\n", r);
+            return 1;
+        }
+        printf("round %ld: server alive%s\n", r, tails ? " (a tail was refused: its client was killed first)" : "");
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    signal(SIGPIPE, SIG_IGN); /* a server that drops us: an error, not a death */
+    if (argc < 6) die("usage: resp_tls_peer PORT CA CERT KEY pipeline|killpair ...");
+    port = atoi(argv[1]);
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx || SSL_CTX_load_verify_locations(ctx, argv[2], NULL) != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, argv[3]) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, argv[4], SSL_FILETYPE_PEM) != 1)
+        die("client context");
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (!strcmp(argv[5], "pipeline")) return pipeline(argc - 6, argv + 6);
+    if (!strcmp(argv[5], "killpair")) return killpair(argc - 6, argv + 6);
+    die("unknown mode");
+}
