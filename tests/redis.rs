@@ -20,27 +20,10 @@ fn tree(version: &str, flavour: &str) -> PathBuf {
     redis_servers().join(format!("redis-{version}/{flavour}"))
 }
 
-/// A TLS-only server of the test certificates (mutual TLS, as Redis defaults to), logging
-/// at verbose: Redis logs a failed client write ("bad length") there.
 fn start(version: &str, flavour: &str, shim: bool) -> ServerProcess {
-    let c = certs();
     let port = free_port();
-    let args: Vec<String> = [
-        "--port", "0", "--tls-port", &port.to_string(),
-        "--tls-cert-file", &c.join("server.crt").to_string_lossy(),
-        "--tls-key-file", &c.join("server.key").to_string_lossy(),
-        "--tls-ca-cert-file", &c.join("ca.crt").to_string_lossy(),
-        "--save", "", "--appendonly", "no", "--loglevel", "verbose", "--enable-debug-command", "yes",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    ServerProcess::start(&binary(version, flavour, "redis-server"), port, &args, shim)
+    ServerProcess::start(&binary(version, flavour, "redis-server"), port, &tls_server_args(port), shim)
 }
-
-/// Four pipelining clients reading 1 KiB a millisecond, three 40 KB replies in flight:
-/// the reply list grows between a blocked write and its retry.
-const BAD_LENGTH_TRIGGER: [&str; 6] = ["pipeline", "4", "40", "3", "1024", "40000"];
 
 #[test]
 fn bad_length_trigger_drops_stock_connections_and_none_on_conntls() {

@@ -78,6 +78,25 @@ pub fn run_peer(port: u16, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// The arguments of a TLS-only Redis or Valkey server of the test certificates on `port`
+/// (mutual TLS, the default), logging at verbose: a failed client write ("bad length") is
+/// logged there.
+pub fn tls_server_args(port: u16) -> Vec<String> {
+    let c = certs();
+    let path = |name: &str| c.join(name).to_string_lossy().into_owned();
+    let mut args: Vec<String> = ["--port", "0", "--tls-port", &port.to_string()].iter().map(|s| s.to_string()).collect();
+    for (option, file) in [("--tls-cert-file", "server.crt"), ("--tls-key-file", "server.key"), ("--tls-ca-cert-file", "ca.crt")] {
+        args.extend([option.to_string(), path(file)]);
+    }
+    args.extend(["--save", "", "--appendonly", "no", "--loglevel", "verbose", "--enable-debug-command", "yes"].map(String::from));
+    args
+}
+
+/// The "bad length" trigger for resp_tls_peer: four pipelining clients reading 1 KiB a
+/// millisecond with three 40 KB replies in flight, so that the server's reply list grows
+/// between a blocked write and its retry (with the send-buffer shim).
+pub const BAD_LENGTH_TRIGGER: [&str; 6] = ["pipeline", "4", "40", "3", "1024", "40000"];
+
 /// A loopback port nobody listens on now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
@@ -113,10 +132,15 @@ impl ServerProcess {
             // Reports go to stderr and the server stops at the first (ASan's default).
             .env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0");
         if shim {
-            // ASan's runtime must be the first library loaded.
-            let asan = Command::new("gcc").arg("-print-file-name=libasan.so").output().expect("gcc -print-file-name");
-            let asan = String::from_utf8_lossy(&asan.stdout).trim().to_string();
-            cmd.env("LD_PRELOAD", format!("{asan} {}", sndbuf_shim().display()));
+            // In an AddressSanitizer build, ASan's runtime must be the first library loaded.
+            let needed = Command::new("readelf").arg("-d").arg(binary).output().expect("readelf -d");
+            let preload = if String::from_utf8_lossy(&needed.stdout).contains("libasan") {
+                let asan = Command::new("gcc").arg("-print-file-name=libasan.so").output().expect("gcc -print-file-name");
+                format!("{} {}", String::from_utf8_lossy(&asan.stdout).trim(), sndbuf_shim().display())
+            } else {
+                sndbuf_shim().display().to_string()
+            };
+            cmd.env("LD_PRELOAD", preload);
         }
         let child = cmd.spawn().expect("start the server");
         let mut server = ServerProcess { child, port, log, stderr };
