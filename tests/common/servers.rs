@@ -160,6 +160,16 @@ impl ServerProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Waits (at most 60 s) for the process to end by itself, as a server does after an
+    /// AddressSanitizer report; whether it ended.
+    pub fn ended(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        !self.alive()
+    }
+
     /// The server's log file and what it wrote to stderr (AddressSanitizer's reports).
     pub fn logs(&self) -> String {
         let read = |p: &Path| {
