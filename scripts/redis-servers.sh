@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds Redis as Debian ships it, stock and on conntls, from Debian's source packages:
 #   target/servers/redis-<version>/stock    BUILD_TLS=yes, Redis's own src/tls.c
-#   target/servers/redis-<version>/conntls  contrib/redis/tls.c in place of src/tls.c
+#   target/servers/redis-<version>/conntls  contrib/redis/tls.c in place of src/tls.c, with
+#                                           contrib/common/conntls_glue.h beside it
 # each with src/redis-server, src/redis-cli and src/redis-benchmark where the tree puts them.
 # Both trees of a version come from the same fetched source. A finished build is reused:
 # make rebuilds only what changed (tls.c is copied only when it differs), and a tree whose
@@ -23,6 +24,11 @@ sanitizer=${SANITIZER:-}
 # Debian's exact versions: (upstream version, source package version, how to fetch).
 declare -A package=([7.0.15]="5:7.0.15-1~deb12u10" [8.0.2]="5:8.0.2-3+deb13u3")
 declare -A tar_only=([7.0.15]="" [8.0.2]="--tar-only")
+# Debian's 7.0.15 tree builds only with the system's jemalloc, as debian/rules builds it:
+# its USE_SYSTEM_JEMALLOC patch tests `#if USE_SYSTEM_JEMALLOC == yes`, true when the
+# macro is undefined, so with the bundled jemalloc the objects call unprefixed names the
+# bundled library does not have. (AddressSanitizer builds use libc's malloc.)
+declare -A version_flags=([7.0.15]="USE_SYSTEM_JEMALLOC=yes" [8.0.2]="")
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(7.0.15 8.0.2)
 
@@ -45,7 +51,7 @@ source_tree() {
 
 build() {
   local v=$1 flavour=$2 tree=$3 dest=$root/redis-$v/$2
-  local flags=(BUILD_TLS=yes)
+  local flags=(BUILD_TLS=yes ${version_flags[$v]})
   [ -n "$sanitizer" ] && flags+=(SANITIZER="$sanitizer")
   if [ "$flavour" = conntls ]; then
     flags+=(OPENSSL_CFLAGS="-I$top/include"
@@ -59,7 +65,9 @@ build() {
     echo "$settings" > "$dest/build.flags"
   fi
   if [ "$flavour" = conntls ]; then
-    cmp -s "$top/contrib/redis/tls.c" "$dest/src/tls.c" || cp "$top/contrib/redis/tls.c" "$dest/src/tls.c"
+    for f in redis/tls.c common/conntls_glue.h; do
+      cmp -s "$top/contrib/$f" "$dest/src/${f#*/}" || cp "$top/contrib/$f" "$dest/src/${f#*/}"
+    done
   fi
   echo "redis-servers: building redis $v $flavour ($settings)" >&2
   if ! make -C "$dest" -j"$(nproc)" "${flags[@]}" >"$dest/build.log" 2>&1; then

@@ -2,7 +2,8 @@
 # Turns an unpacked Debian redis source package (Debian 12's 5:7.0.15-1~deb12u10, unpacked
 # with its patches applied, as `apt-get source redis` or `dpkg-source -x` leave it) into one
 # that builds on conntls, the way a distribution would carry it:
-#   - debian/patches/conntls.patch (DEP-3): src/tls.c replaced by contrib/redis/tls.c, and
+#   - debian/patches/conntls.patch (DEP-3): src/tls.c replaced by contrib/redis/tls.c, with
+#     contrib/common/conntls_glue.h beside it, and
 #     src/Makefile taking conntls's flags from pkg-config for BUILD_TLS=yes (which
 #     debian/rules sets), appended to debian/patches/series;
 #   - Build-Depends: libconntls-dev;
@@ -23,6 +24,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/a/src" "$work/b/src"
 cp src/tls.c src/Makefile "$work/a/src/"
 cp "$here/tls.c" "$work/b/src/tls.c"
+cp "$here/../common/conntls_glue.h" "$work/b/src/conntls_glue.h"
 # BUILD_TLS=yes: conntls's include path, and -lconntls ahead of OpenSSL's libraries
 # (hiredis's TLS, in redis-cli and redis-benchmark, stays on OpenSSL).
 sed -e 's/^\(\tFINAL_CFLAGS+=-DUSE_OPENSSL .*\)$/\1 $(shell $(PKG_CONFIG) --cflags conntls)/' \
@@ -42,7 +44,7 @@ Author: conntls
 Forwarded: not-needed
 HDR
   echo "---"
-  for f in src/tls.c src/Makefile; do (cd "$work" && diff -u --label "a/$f" --label "b/$f" "a/$f" "b/$f") || true; done
+  for f in src/tls.c src/conntls_glue.h src/Makefile; do (cd "$work" && diff -uN --label "a/$f" --label "b/$f" "a/$f" "b/$f") || true; done
 } > debian/patches/conntls.patch
 echo conntls.patch >> debian/patches/series
 

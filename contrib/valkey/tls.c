@@ -32,17 +32,11 @@
 
 #include "tls.h"
 
-/* One conntls context per client-authentication mode, made when first needed: the
- * configured tls-auth-clients for client connections, "yes" for the cluster bus. All are
- * built from the same options and reloaded together. */
-static conn_tls_ctx *contexts[3]; /* indexed by TLS_CLIENT_AUTH_NO / _YES / _OPTIONAL */
-static pthread_mutex_t contexts_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t info_generation; /* generation the INFO cert fields were read from */
 
 static list *pending_list = NULL;
 
-#define TLS_CONN_FLAG_READ_WANT_WRITE (1 << 0)
-#define TLS_CONN_FLAG_WRITE_WANT_READ (1 << 1)
+/* Flags beside conntls_glue.h's WANT flags. */
 #define TLS_CONN_FLAG_POSTPONE_UPDATE_STATE (1 << 3)
 #define TLS_CONN_FLAG_HAS_PENDING (1 << 4)
 #define TLS_CONN_FLAG_ACCEPT_ERROR (1 << 5)
@@ -50,112 +44,41 @@ static list *pending_list = NULL;
 #define TLS_CONN_FLAG_IN_POOL (1 << 7)        /* its handshake is in the pool: hands off */
 #define TLS_CONN_FLAG_CLOSE_COLLECTED (1 << 8) /* closed meanwhile: free it when collected */
 
-typedef struct tls_connection {
-    connection c;
-    int flags;
-    conn_tls *tls; /* made once the fd exists: on accept, or when the TCP connect is done */
-    char *tls_error;
-    char *server_name; /* an outgoing link's host name or address, for conntls (SNI, host check) */
-    listNode *pending_list_node;
-} tls_connection;
-
 static ConnectionType CT_TLS;
-
-static void onLog(void *ud, int level, const char *msg) {
-    UNUSED(ud);
-    serverLog(level <= 3 ? LL_WARNING : level <= 6 ? LL_VERBOSE : LL_DEBUG, "%s", msg);
-}
+struct tls_connection;
+static void updatePendingFlag(struct tls_connection *conn);
+#define GLUE_TLS_CONFIG serverTLSContextConfig
+#define GLUE_EL(conn) ((void)(conn), server.el)
+/* An IO thread's job or the handshake pool has the connection: hands off. */
+#define GLUE_EVENTS_HELD(conn) ((conn)->flags & (TLS_CONN_FLAG_POSTPONE_UPDATE_STATE | TLS_CONN_FLAG_IN_POOL))
+#define GLUE_TCP() connectionTypeTcp()
+#define GLUE_WAS_BLOCKING(fd) anetIsBlock(NULL, (fd))
+#define GLUE_AFTER_READ(conn) updatePendingFlag(conn)
+#include "conntls_glue.h"
 
 /* ---- configuration ---- */
 
-static const char *authName(int mode) {
-    return mode == TLS_CLIENT_AUTH_NO ? "no" : mode == TLS_CLIENT_AUTH_OPTIONAL ? "optional" : "yes";
-}
 
-/* The conntls options for Valkey's tls-* settings and an auth mode; NULL (logged) when one
- * is refused. Option names map one to one: tls-X is X. As in stock, a client certificate
- * is used only with its key: with just one of them set, outgoing links present the
- * server's certificate (so CONFIG SET of the two, one after the other, works). */
+/* Valkey's own tls-* settings beside the common ones. */
 static conn_tls_config *configFor(serverTLSContextConfig *c, int auth) {
-    char number[3][32], err[256];
-    snprintf(number[0], sizeof number[0], "%d", c->session_cache_size);
-    snprintf(number[1], sizeof number[1], "%d", c->session_cache_timeout);
-    int client_identity = c->client_cert_file && c->client_key_file;
-    const char *options[][2] = {
-        {"cert-file", c->cert_file},
-        {"key-file", c->key_file},
-        {"key-file-pass", c->key_file_pass},
-        {"client-cert-file", client_identity ? c->client_cert_file : NULL},
-        {"client-key-file", client_identity ? c->client_key_file : NULL},
-        {"client-key-file-pass", c->client_key_file_pass},
-        {"dh-params-file", c->dh_params_file},
-        {"ca-cert-file", c->ca_cert_file},
-        {"ca-cert-dir", c->ca_cert_dir},
-        {"protocols", c->protocols},
-        {"ciphers", c->ciphers},
-        {"ciphersuites", c->ciphersuites},
+    const char *extra[][2] = {
         {"groups", c->groups},
         {"verify-server-name", c->verify_server_name ? "yes" : "no"},
-        {"prefer-server-ciphers", c->prefer_server_ciphers ? "yes" : "no"},
-        {"session-caching", c->session_caching ? "yes" : "no"},
-        {"session-cache-size", number[0]},
-        {"session-cache-timeout", number[1]},
-        {"auth-clients", authName(auth)},
     };
-    conn_tls_config *cfg = conn_tls_config_new();
-    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
-        if (conn_tls_config_set(cfg, options[i][0], options[i][1] ? options[i][1] : "", err, sizeof err) != CONN_TLS_OK) {
-            serverLog(LL_WARNING, "TLS: tls-%s: %s", options[i][0], err);
-            conn_tls_config_free(cfg);
-            return NULL;
-        }
-    }
-    return cfg;
+    return configWith(c, auth, extra, 2);
 }
 
-/* Builds (or, with reload, swaps in) the context for `auth`; *swapped says whether a
- * reload found something to change. */
-static int buildContext(serverTLSContextConfig *c, int auth, int reload, int only_if_changed, int *swapped) {
-    conn_tls_config *cfg = configFor(c, auth);
-    if (!cfg) return C_ERR;
-    char err[512];
-    int ok;
-    *swapped = 0;
-    if (reload && contexts[auth]) {
-        int r = only_if_changed ? conn_tls_ctx_reload_if_changed(contexts[auth], cfg, err, sizeof err)
-                                : conn_tls_ctx_reload(contexts[auth], cfg, err, sizeof err);
-        ok = r >= 0;
-        *swapped = only_if_changed ? r == 1 : r == CONN_TLS_OK;
-    } else {
-        conn_tls_ctx *ctx = conn_tls_ctx_new(cfg, err, sizeof err);
-        ok = ctx != NULL;
-        if (ok) contexts[auth] = ctx;
+/* Valkey's words for certificates outside their validity period (conntls's messages start
+ * with the option they are about), then conntls's. */
+static void logConfigureError(const char *err) {
+    if (strstr(err, "not valid now")) {
+        if (!strncmp(err, "cert-file", 9)) serverLog(LL_WARNING, "Server TLS certificate is invalid. Aborting TLS configuration.");
+        if (!strncmp(err, "client-cert-file", 16)) serverLog(LL_WARNING, "Client TLS certificate is invalid. Aborting TLS configuration.");
+        if (!strncmp(err, "ca-cert-", 8)) serverLog(LL_WARNING, "One or more loaded CA certificates are invalid. Aborting TLS configuration.");
     }
-    conn_tls_config_free(cfg);
-    if (!ok) {
-        /* Valkey's words for certificates outside their validity period; conntls's
-         * messages start with the option they are about. */
-        if (strstr(err, "not valid now")) {
-            if (!strncmp(err, "cert-file", 9)) serverLog(LL_WARNING, "Server TLS certificate is invalid. Aborting TLS configuration.");
-            if (!strncmp(err, "client-cert-file", 16)) serverLog(LL_WARNING, "Client TLS certificate is invalid. Aborting TLS configuration.");
-            if (!strncmp(err, "ca-cert-", 8)) serverLog(LL_WARNING, "One or more loaded CA certificates are invalid. Aborting TLS configuration.");
-        }
-        serverLog(LL_WARNING, "Failed to configure TLS: %s", err);
-    }
-    return ok ? C_OK : C_ERR;
+    serverLog(LL_WARNING, "Failed to configure TLS: %s", err);
 }
 
-/* The context for an auth mode, made on first use from the current settings once TLS is
- * configured at all (CONFIG SET tls-auth-clients changes the mode at any time). */
-static conn_tls_ctx *contextFor(int auth) {
-    if (auth < 0 || auth > 2) auth = TLS_CLIENT_AUTH_YES;
-    pthread_mutex_lock(&contexts_lock);
-    int swapped;
-    if (!contexts[auth] && (contexts[0] || contexts[1] || contexts[2])) buildContext(&server.tls_ctx_config, auth, 0, 0, &swapped);
-    conn_tls_ctx *ctx = contexts[auth];
-    pthread_mutex_unlock(&contexts_lock);
-    return ctx;
-}
 
 /* ---- certificate facts for INFO ---- */
 
@@ -198,20 +121,7 @@ void tlsResetCertInfo(void) {
 static _Atomic long long lastTlsConfigureTime = 0;
 
 static int tlsConfigureAll(serverTLSContextConfig *c, int reconfigure, int only_if_changed) {
-    if (!c->cert_file) {
-        serverLog(LL_WARNING, "No tls-cert-file configured!");
-        return C_ERR;
-    }
-    if (!c->key_file) {
-        serverLog(LL_WARNING, "No tls-key-file configured!");
-        return C_ERR;
-    }
-    if ((server.tls_auth_clients != TLS_CLIENT_AUTH_NO || server.tls_cluster || server.tls_replication) &&
-        !c->ca_cert_file && !c->ca_cert_dir) {
-        serverLog(LL_WARNING, "Either tls-ca-cert-file or tls-ca-cert-dir must be specified when tls-cluster, "
-                              "tls-replication or tls-auth-clients are enabled!");
-        return C_ERR;
-    }
+    if (checkTLSSettings(c) == C_ERR) return C_ERR;
     pthread_mutex_lock(&contexts_lock);
     int swapped, others;
     int result = buildContext(c, server.tls_auth_clients, reconfigure, only_if_changed, &swapped);
@@ -283,20 +193,12 @@ static void tlsCleanup(void) {
         conn_tls_pool_free(pool);
         pool = NULL;
     }
-    for (int i = 0; i < 3; i++) {
-        conn_tls_ctx_free(contexts[i]);
-        contexts[i] = NULL;
-    }
+    freeContexts();
     tlsClearAllCertInfo();
 }
 
 /* ---- connections ---- */
 
-static void updateTLSError(tls_connection *conn, const char *msg) {
-    conn->c.last_errno = 0;
-    if (conn->tls_error) zfree(conn->tls_error);
-    conn->tls_error = zstrdup(msg && *msg ? msg : "TLS error");
-}
 
 static connection *createTLSConnection(void) {
     tls_connection *conn = zcalloc(sizeof(tls_connection));
@@ -325,54 +227,10 @@ static connection *connCreateAcceptedTLS(int fd, void *priv) {
     return (connection *)conn;
 }
 
-static void tlsEventHandler(struct aeEventLoop *el, int fd, void *clientData, int mask);
-static void updateSSLEvent(tls_connection *conn);
 static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handler);
 
-/* Records what a conn_tls status asks for. Returns 0 for "call again later" (the WANT
- * flags say on which event), nonzero for an error. */
-static int handleStatus(tls_connection *conn, ssize_t status) {
-    conn->flags &= ~(TLS_CONN_FLAG_WRITE_WANT_READ | TLS_CONN_FLAG_READ_WANT_WRITE);
-    if (status == CONN_TLS_WANT_WRITE) {
-        conn->flags |= TLS_CONN_FLAG_READ_WANT_WRITE;
-        return 0;
-    }
-    if (status == CONN_TLS_WANT_READ) {
-        conn->flags |= TLS_CONN_FLAG_WRITE_WANT_READ;
-        return 0;
-    }
-    updateTLSError(conn, conn_tls_last_error(conn->tls));
-    return 1;
-}
 
-/* After a read or write: the count, 0 when the peer closed (reads), or -1 with errno
- * EAGAIN (try again) or the connection in the error state. */
-static int afterIO(tls_connection *conn, ssize_t ret, int is_read, int update_event) {
-    if (ret > 0 || (ret == 0 && !is_read)) return (int)ret;
-    if (ret == 0) {
-        conn->c.state = CONN_STATE_CLOSED;
-        return 0;
-    }
-    if (!handleStatus(conn, ret)) {
-        if (update_event) updateSSLEvent(conn);
-        errno = EAGAIN;
-        return -1;
-    }
-    conn->c.state = CONN_STATE_ERROR;
-    return -1;
-}
 
-/* Watches the fd for what the connection still wants after a WANT status. */
-static void registerSSLEvent(tls_connection *conn) {
-    int mask = aeGetFileEvents(server.el, conn->c.fd);
-    if (conn->flags & TLS_CONN_FLAG_WRITE_WANT_READ) {
-        if (mask & AE_WRITABLE) aeDeleteFileEvent(server.el, conn->c.fd, AE_WRITABLE);
-        if (!(mask & AE_READABLE)) aeCreateFileEvent(server.el, conn->c.fd, AE_READABLE, tlsEventHandler, conn);
-    } else if (conn->flags & TLS_CONN_FLAG_READ_WANT_WRITE) {
-        if (mask & AE_READABLE) aeDeleteFileEvent(server.el, conn->c.fd, AE_READABLE);
-        if (!(mask & AE_WRITABLE)) aeCreateFileEvent(server.el, conn->c.fd, AE_WRITABLE, tlsEventHandler, conn);
-    }
-}
 
 static void postPoneUpdateSSLState(connection *conn_, int postpone) {
     tls_connection *conn = (tls_connection *)conn_;
@@ -385,15 +243,10 @@ static void postPoneUpdateSSLState(connection *conn_, int postpone) {
 /* Decrypted bytes that no fd event will announce go on the pending list. */
 static void updatePendingData(tls_connection *conn) {
     if (conn->flags & TLS_CONN_FLAG_POSTPONE_UPDATE_STATE) return;
-    if (conn->flags & TLS_CONN_FLAG_HAS_PENDING) {
-        if (!conn->pending_list_node) {
-            listAddNodeTail(pending_list, conn);
-            conn->pending_list_node = listLast(pending_list);
-        }
-    } else if (conn->pending_list_node) {
-        listDelNode(pending_list, conn->pending_list_node);
-        conn->pending_list_node = NULL;
-    }
+    if (conn->flags & TLS_CONN_FLAG_HAS_PENDING)
+        pendingAdd(conn);
+    else
+        pendingRemove(conn);
 }
 
 static void updatePendingFlag(tls_connection *conn) {
@@ -403,21 +256,6 @@ static void updatePendingFlag(tls_connection *conn) {
         conn->flags &= ~TLS_CONN_FLAG_HAS_PENDING;
 }
 
-/* Read and write interest from the handlers, the WANT flags, and committed bytes that
- * conntls has not put on the socket yet (those need the writable event even when the
- * server has no write handler any more). */
-static void updateSSLEvent(tls_connection *conn) {
-    /* In the pool, the fd and the conn_tls are the pool's: poolCollect updates later. */
-    if (conn->flags & (TLS_CONN_FLAG_POSTPONE_UPDATE_STATE | TLS_CONN_FLAG_IN_POOL)) return;
-    int mask = aeGetFileEvents(server.el, conn->c.fd);
-    int need_read = conn->c.read_handler || (conn->flags & TLS_CONN_FLAG_WRITE_WANT_READ);
-    int need_write = conn->c.write_handler || (conn->flags & TLS_CONN_FLAG_READ_WANT_WRITE) ||
-                     (conn->tls && conn_tls_pending_write(conn->tls) > 0);
-    if (need_read && !(mask & AE_READABLE)) aeCreateFileEvent(server.el, conn->c.fd, AE_READABLE, tlsEventHandler, conn);
-    if (!need_read && (mask & AE_READABLE)) aeDeleteFileEvent(server.el, conn->c.fd, AE_READABLE);
-    if (need_write && !(mask & AE_WRITABLE)) aeCreateFileEvent(server.el, conn->c.fd, AE_WRITABLE, tlsEventHandler, conn);
-    if (!need_write && (mask & AE_WRITABLE)) aeDeleteFileEvent(server.el, conn->c.fd, AE_WRITABLE);
-}
 
 /* Main thread: act on a handshake step's result (which may have run on an IO thread). */
 static int TLSHandleAcceptResult(tls_connection *conn, int call_handler_on_error) {
@@ -428,7 +266,7 @@ static int TLSHandleAcceptResult(tls_connection *conn, int call_handler_on_error
         conn->c.state = CONN_STATE_ERROR;
         if (!call_handler_on_error) return C_ERR;
     } else {
-        registerSSLEvent(conn);
+        registerHandshakeEvent(conn);
         return C_OK;
     }
     if (!callHandler((connection *)conn, conn->c.conn_handler)) return C_ERR;
@@ -487,7 +325,7 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
             if (r == CONN_TLS_OK) {
                 conn->c.state = CONN_STATE_CONNECTED;
             } else if (conn->tls && !handleStatus(conn, r)) {
-                registerSSLEvent(conn);
+                registerHandshakeEvent(conn);
                 return;
             } else {
                 if (!conn->tls) updateTLSError(conn, "TLS is not configured");
@@ -502,20 +340,7 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
         if (connTLSAccept((connection *)conn, NULL) == C_ERR || conn->c.state != CONN_STATE_CONNECTED) return;
         break;
     case CONN_STATE_CONNECTED: {
-        /* Committed bytes still waiting for the socket go out first. */
-        if ((mask & AE_WRITABLE) && conn_tls_pending_write(conn->tls) > 0 && conn_tls_flush(conn->tls) == CONN_TLS_ERR) {
-            updateTLSError(conn, conn_tls_last_error(conn->tls));
-            conn->c.state = CONN_STATE_ERROR;
-        }
-        int call_read = ((mask & AE_READABLE) && conn->c.read_handler) ||
-                        ((mask & AE_WRITABLE) && (conn->flags & TLS_CONN_FLAG_READ_WANT_WRITE));
-        int call_write = ((mask & AE_WRITABLE) && conn->c.write_handler) ||
-                         ((mask & AE_READABLE) && (conn->flags & TLS_CONN_FLAG_WRITE_WANT_READ));
-        /* Readable before writable, unless the server asked for a write barrier. */
-        int invert = conn->c.flags & CONN_FLAG_WRITE_BARRIER;
-        if (!invert && call_read && !callHandler((connection *)conn, conn->c.read_handler)) return;
-        if (call_write && !callHandler((connection *)conn, conn->c.write_handler)) return;
-        if (invert && call_read && !callHandler((connection *)conn, conn->c.read_handler)) return;
+        if (!handleConnectedEvent(conn, mask)) return;
         updatePendingData(conn);
         break;
     }
@@ -572,35 +397,12 @@ static void connTLSCloseListener(connListener *listener) {
     connectionTypeTcp()->closeListener(listener);
 }
 
-/* Best-effort close_notify, then the conn_tls goes; the fd is closed by the TCP layer. */
-static void releaseTLS(tls_connection *conn) {
-    if (!conn->tls) return;
-    if (conn->c.state == CONN_STATE_CONNECTED) conn_tls_shutdown(conn->tls);
-    conn_tls_free(conn->tls);
-    conn->tls = NULL;
-}
 
 static void connTLSShutdown(connection *conn_) {
     releaseTLS((tls_connection *)conn_);
     connectionTypeTcp()->shutdown(conn_);
 }
 
-/* Frees the connection and closes its fd (through the TCP layer). */
-static void finishClose(tls_connection *conn) {
-    connection *conn_ = (connection *)conn;
-    releaseTLS(conn);
-    if (conn->tls_error) {
-        zfree(conn->tls_error);
-        conn->tls_error = NULL;
-    }
-    zfree(conn->server_name);
-    conn->server_name = NULL;
-    if (conn->pending_list_node) {
-        listDelNode(pending_list, conn->pending_list_node);
-        conn->pending_list_node = NULL;
-    }
-    connectionTypeTcp()->close(conn_);
-}
 
 static void connTLSClose(connection *conn_) {
     tls_connection *conn = (tls_connection *)conn_;
@@ -728,12 +530,6 @@ static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handle
     return TLSHandleAcceptResult(conn, call_handler_on_error);
 }
 
-/* An outgoing link's server name: conntls sends a host name as SNI (an address it does not:
- * RFC 6066) and, with tls-verify-server-name, checks either against the certificate. */
-static void rememberServerName(tls_connection *conn, const char *addr) {
-    zfree(conn->server_name);
-    conn->server_name = zstrdup(addr);
-}
 
 static int connTLSConnect(connection *conn_,
                           const char *addr,
@@ -747,172 +543,45 @@ static int connTLSConnect(connection *conn_,
     return connectionTypeTcp()->connect(conn_, addr, port, src_addr, multipath, connect_handler);
 }
 
-static int connTLSWrite(connection *conn_, const void *data, size_t data_len) {
-    tls_connection *conn = (tls_connection *)conn_;
-    if (conn->c.state != CONN_STATE_CONNECTED) return -1;
-    return afterIO(conn, conn_tls_write(conn->tls, data, data_len), 0, 1);
-}
 
-static int connTLSWritev(connection *conn_, const struct iovec *iov, int iovcnt) {
-    tls_connection *conn = (tls_connection *)conn_;
-    if (conn->c.state != CONN_STATE_CONNECTED) return -1;
-    return afterIO(conn, conn_tls_writev(conn->tls, iov, iovcnt), 0, 1);
-}
 
-/* One read, the pending flag updated, the result mapped as afterIO does. */
-static int readNow(tls_connection *conn, void *buf, size_t len, int update_event) {
-    ssize_t ret = conn_tls_read(conn->tls, buf, len);
-    updatePendingFlag(conn);
-    return afterIO(conn, ret, 1, update_event);
-}
 
-static int connTLSRead(connection *conn_, void *buf, size_t buf_len) {
-    tls_connection *conn = (tls_connection *)conn_;
-    if (conn->c.state != CONN_STATE_CONNECTED) return -1;
-    return readNow(conn, buf, buf_len, 1);
-}
 
-static const char *connTLSGetLastError(connection *conn_) {
-    tls_connection *conn = (tls_connection *)conn_;
-    if (conn->tls_error) return conn->tls_error;
-    return strerror(conn_->last_errno);
-}
 
-static int connTLSSetWriteHandler(connection *conn, ConnectionCallbackFunc func, int barrier) {
-    conn->write_handler = func;
-    if (barrier)
-        conn->flags |= CONN_FLAG_WRITE_BARRIER;
-    else
-        conn->flags &= ~CONN_FLAG_WRITE_BARRIER;
-    updateSSLEvent((tls_connection *)conn);
-    return C_OK;
-}
 
-static int connTLSSetReadHandler(connection *conn, ConnectionCallbackFunc func) {
-    conn->read_handler = func;
-    updateSSLEvent((tls_connection *)conn);
-    return C_OK;
-}
 
-/* Sync IO makes the fd blocking with send/receive timeouts; conntls then blocks in the
- * kernel and reports a timeout as WANT_READ/WANT_WRITE. */
-static void setBlockingTimeout(tls_connection *conn, long long timeout) {
-    anetBlock(NULL, conn->c.fd);
-    anetSendTimeout(NULL, conn->c.fd, timeout);
-    anetRecvTimeout(NULL, conn->c.fd, timeout);
-}
 
-static void unsetBlockingTimeout(tls_connection *conn) {
-    anetNonBlock(NULL, conn->c.fd);
-    anetSendTimeout(NULL, conn->c.fd, 0);
-    anetRecvTimeout(NULL, conn->c.fd, 0);
-}
 
 static int connTLSBlockingConnect(connection *conn_, const char *addr, int port, long long timeout) {
-    tls_connection *conn = (tls_connection *)conn_;
-    if (conn->c.state != CONN_STATE_NONE) return C_ERR;
+    if (conn_->state != CONN_STATE_NONE) return C_ERR;
     if (connectionTypeTcp()->blocking_connect(conn_, addr, port, timeout) == C_ERR) return C_ERR;
-    rememberServerName(conn, addr);
-    conn_tls_ctx *ctx = contextFor(server.tls_auth_clients);
-    conn->tls = ctx ? conn_tls_new_client(ctx, conn->c.fd, conn->server_name) : NULL;
-    if (!conn->tls) {
-        updateTLSError(conn, "TLS is not configured");
-        conn->c.state = CONN_STATE_ERROR;
-        return C_ERR;
-    }
-    setBlockingTimeout(conn, timeout);
-    int r = conn_tls_handshake(conn->tls);
-    if (r != CONN_TLS_OK) {
-        /* On a blocking fd a WANT status means the send/receive timeout expired. */
-        updateTLSError(conn, r == CONN_TLS_ERR ? conn_tls_last_error(conn->tls) : "TLS handshake timed out");
-        conn->c.state = CONN_STATE_ERROR;
-        return C_ERR;
-    }
-    unsetBlockingTimeout(conn);
-    conn->c.state = CONN_STATE_CONNECTED;
-    return C_OK;
+    return blockingHandshake((tls_connection *)conn_, addr, timeout);
 }
 
-static ssize_t connTLSSyncWrite(connection *conn_, char *ptr, ssize_t size, long long timeout) {
-    tls_connection *conn = (tls_connection *)conn_;
-    int blocking = anetIsBlock(NULL, conn->c.fd);
-    setBlockingTimeout(conn, timeout);
-    ssize_t ret = conn_tls_write(conn->tls, ptr, (size_t)size);
-    /* Everything committed must be on the socket before returning, as with a blocking write. */
-    if (ret > 0 && conn_tls_flush(conn->tls) != CONN_TLS_OK) ret = CONN_TLS_WANT_WRITE;
-    ret = afterIO(conn, ret, 0, 0);
-    if (!blocking) unsetBlockingTimeout(conn);
-    return ret;
-}
 
-static ssize_t connTLSSyncRead(connection *conn_, char *ptr, ssize_t size, long long timeout) {
-    tls_connection *conn = (tls_connection *)conn_;
-    int blocking = anetIsBlock(NULL, conn->c.fd);
-    setBlockingTimeout(conn, timeout);
-    ssize_t ret = readNow(conn, ptr, (size_t)size, 0);
-    if (!blocking) unsetBlockingTimeout(conn);
-    return ret;
-}
 
-static ssize_t connTLSSyncReadLine(connection *conn_, char *ptr, ssize_t size, long long timeout) {
-    tls_connection *conn = (tls_connection *)conn_;
-    ssize_t nread = 0;
-    int blocking = anetIsBlock(NULL, conn->c.fd);
-    setBlockingTimeout(conn, timeout);
-    for (size--; size > 0; size--) {
-        char c;
-        if (readNow(conn, &c, 1, 0) <= 0) {
-            nread = -1;
-            break;
-        }
-        if (c == '\n') {
-            *ptr = '\0';
-            if (nread && *(ptr - 1) == '\r') *(ptr - 1) = '\0';
-            break;
-        }
-        *ptr++ = c;
-        *ptr = '\0';
-        nread++;
-    }
-    if (!blocking) unsetBlockingTimeout(conn);
-    return nread;
-}
 
 static int connTLSGetType(void) {
     return CONN_TYPE_TLS;
 }
 
+static list *pendingList(aeEventLoop *el) {
+    UNUSED(el);
+    return pending_list;
+}
+
 static int tlsHasPendingData(void) {
-    return pending_list && listLength(pending_list) > 0;
+    return hasPendingData(server.el);
+}
+
+static void handlePending(tls_connection *conn) {
+    tlsHandleEvent(conn, AE_READABLE);
 }
 
 static int tlsProcessPendingData(void) {
-    listIter li;
-    listNode *ln;
-    int processed = 0;
-    listRewind(pending_list, &li);
-    while ((ln = listNext(&li))) {
-        tls_connection *conn = listNodeValue(ln);
-        if (conn->flags & TLS_CONN_FLAG_POSTPONE_UPDATE_STATE) continue;
-        tlsHandleEvent(conn, AE_READABLE);
-        processed++;
-    }
-    return processed;
+    return processPendingList(server.el, handlePending);
 }
 
-/* The peer's certificate as PEM, for CLIENT INFO and ACL auto-authentication. */
-static sds connTLSGetPeerCert(connection *conn_) {
-    tls_connection *conn = (tls_connection *)conn_;
-    if (conn_->type != connectionTypeTls() || !conn->tls) return NULL;
-    ssize_t len = conn_tls_peer_cert_pem(conn->tls, NULL, 0);
-    if (len <= 0) return NULL;
-    sds pem = sdsnewlen(NULL, (size_t)len);
-    if (conn_tls_peer_cert_pem(conn->tls, pem, (size_t)len + 1) != len) {
-        sdsfree(pem);
-        return NULL;
-    }
-    return pem;
-}
 
 static ConnectionType CT_TLS = {
     .get_type = connTLSGetType,
@@ -945,7 +614,7 @@ static ConnectionType CT_TLS = {
     .process_pending_data = tlsProcessPendingData,
     .postpone_update_state = postPoneUpdateSSLState,
     .update_state = updateSSLState,
-    .get_peer_cert = connTLSGetPeerCert,
+    .get_peer_cert = peerCertPem,
     .get_peer_username = tlsGetPeerUsername,
     .connIntegrityChecked = connTLSIsIntegrityChecked,
 };
