@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
-# Server memory per idle client, stock Valkey against the glue (contrib/valkey/tls.c), in
-# one run: N plain clients, then N mutual-TLS clients (Valkey's test certificates, server.crt
-# for the server as in benches/idle_memory.c --valkey), each
-# kind on a fresh server, each client having sent one PING.
-# usage: benches/valkey_idle.sh STOCK_TREE GLUE_TREE [N]   (from the repository)
+# Server memory per idle client, a stock server against its conntls build (Valkey or Redis),
+# in one run: N plain clients, then N mutual-TLS clients (the tree's test certificates,
+# server.crt for the server as in benches/idle_memory.c --valkey), each kind on a fresh
+# server, each client having sent one PING.
+# usage: benches/server_idle.sh STOCK_TREE CONNTLS_TREE [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stock=$1 glue=$2 count=${3:-3000}
+stock=$1 conntls=$2 count=${3:-3000}
+first() { for f in "$@"; do [ -e "$f" ] && { echo "$f"; return; }; done; echo "none of $*" >&2; exit 1; }
 bin=target/bench-system
 mkdir -p "$bin"
 cc -std=c11 -D_GNU_SOURCE -O2 -g -Iinclude benches/idle_clients.c -o "$bin/idle_clients" \
    -Ltarget/release -Wl,-rpath,"$PWD/target/release" -lconntls -lssl -lcrypto -lpthread -ldl
 ulimit -n $((count + 1024))
 port=21600
-for tree in "$stock" "$glue"; do
-  name=stock; [ "$tree" = "$glue" ] && name=glue
-  server=$tree/src/kv-server; [ -x "$server" ] || server=$tree/src/valkey-server
+for tree in "$stock" "$conntls"; do
+  name=stock; [ "$tree" = "$conntls" ] && name=conntls
+  server=$(first "$tree"/src/{kv,valkey,redis}-server)
   tls=$tree/tests/tls
+  [ -f "$tls/ca.crt" ] || (cd "$tree" && ./utils/gen-test-certs.sh >/dev/null)
   for kind in plain tls; do
     port=$((port + 2))
     "$server" --port $port --tls-port $((port + 1)) --bind 127.0.0.1 --save "" --appendonly no \
@@ -27,7 +29,7 @@ for tree in "$stock" "$glue"; do
       redis-cli -p $port PING >/dev/null 2>&1 && break
       sleep 0.1
     done
-    printf '%s: ' "$name"
+    printf '%s %s: ' "$name" "$kind"
     if [ $kind = plain ]; then
       "$bin/idle_clients" --server-pid $pid --port $port --count "$count"
     else
