@@ -79,7 +79,7 @@ fn sixteen_mib_replies_to_a_slow_reader() {
 #[test]
 fn pending_list_kill_trigger() {
     let _serial = one_at_a_time();
-    let rounds = ["killpair", "10"];
+    let rounds = ["killpair", "20"];
 
     let mut server = start("8.0.2", "stock", false);
     let (code, out) = run_peer(server.port, &rounds);
