@@ -16,7 +16,7 @@
  *   GLUE_WAS_BLOCKING(fd)      whether a blocking call found the fd already blocking
  *   GLUE_AFTER_READ(conn)      what a read leaves behind besides its result (may be empty)
  *   CT_TLS                     declared: its ConnectionType
- * and after it: tlsEventHandler, configFor (the tls-* options as conntls options for an
+ * and after it: tlsHandleEvent (one fd event on a connection), configFor (the tls-* options as conntls options for an
  * auth mode: configWith and the server's own), logConfigureError and pendingList (the list
  * of an event loop).
  */
@@ -38,10 +38,16 @@ typedef struct tls_connection {
     listNode *pending_list_node;
 } tls_connection;
 
-static void tlsEventHandler(struct aeEventLoop *el, int fd, void *clientData, int mask);
+static void tlsHandleEvent(struct tls_connection *conn, int mask);
 static conn_tls_config *configFor(GLUE_TLS_CONFIG *c, int auth);
 static void logConfigureError(const char *err);
 static list *pendingList(aeEventLoop *el);
+
+static void tlsEventHandler(struct aeEventLoop *el, int fd, void *clientData, int mask) {
+    UNUSED(el);
+    UNUSED(fd);
+    tlsHandleEvent(clientData, mask);
+}
 
 static void onLog(void *ud, int level, const char *msg) {
     UNUSED(ud);
@@ -457,9 +463,9 @@ static int hasPendingData(aeEventLoop *el) {
  * head: a handler may close any other connection (CLIENT KILL) and with it remove its node,
  * so no pointer into the list is kept across a handler (the use-after-free of redis #1391,
  * Redis 6.2.24 and Valkey's CVE-2026-56684 came from an iterator that cached the next
- * node). `handle` runs the connection's readable event; a connection another thread holds
- * goes back to the tail untouched. Returns how many were handled. */
-static int processPendingList(aeEventLoop *el, void (*handle)(tls_connection *conn)) {
+ * node). A connection another thread holds goes back to the tail untouched. Returns how
+ * many were handled. */
+static int processPendingList(aeEventLoop *el) {
     list *l = pendingList(el);
     int processed = 0;
     for (unsigned long turns = l ? listLength(l) : 0; turns > 0 && listLength(l) > 0; turns--) {
@@ -469,7 +475,7 @@ static int processPendingList(aeEventLoop *el, void (*handle)(tls_connection *co
             pendingAdd(conn);
             continue;
         }
-        handle(conn);
+        tlsHandleEvent(conn, AE_READABLE);
         processed++;
     }
     return processed;

@@ -192,16 +192,6 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
     updateSSLEvent(conn);
 }
 
-static void tlsEventHandler(struct aeEventLoop *el, int fd, void *clientData, int mask) {
-    UNUSED(el);
-    UNUSED(fd);
-    tlsHandleEvent(clientData, mask);
-}
-
-static void handlePending(tls_connection *conn) {
-    tlsHandleEvent(conn, AE_READABLE);
-}
-
 static void connTLSClose(connection *conn_) {
     finishClose((tls_connection *)conn_);
 }
@@ -309,7 +299,7 @@ static const char *connTLSGetType(connection *conn_) {
 }
 
 static int processPendingData(aeEventLoop *el) {
-    return processPendingList(el, handlePending);
+    return processPendingList(el);
 }
 
 static ConnectionType CT_TLS = {
@@ -381,7 +371,7 @@ int tlsHasPendingData(void) {
 }
 
 int tlsProcessPendingData(void) {
-    return pending_list ? processPendingList(server.el, handlePending) : 0;
+    return pending_list ? processPendingList(server.el) : 0;
 }
 
 sds connTLSGetPeerCert(connection *conn) {

@@ -349,12 +349,6 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
     updateSSLEvent(conn);
 }
 
-static void tlsEventHandler(struct aeEventLoop *el, int fd, void *clientData, int mask) {
-    UNUSED(el);
-    UNUSED(fd);
-    tlsHandleEvent(clientData, mask);
-}
-
 static int pauseAcceptingIfFull(aeEventLoop *el, int fd, void *privdata);
 
 static void tlsAcceptHandler(aeEventLoop *el, int fd, void *privdata, int mask) {
@@ -574,12 +568,8 @@ static int tlsHasPendingData(void) {
     return hasPendingData(server.el);
 }
 
-static void handlePending(tls_connection *conn) {
-    tlsHandleEvent(conn, AE_READABLE);
-}
-
 static int tlsProcessPendingData(void) {
-    return processPendingList(server.el, handlePending);
+    return processPendingList(server.el);
 }
 
 
