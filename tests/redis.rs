@@ -71,31 +71,34 @@ fn sixteen_mib_replies_to_a_slow_reader() {
 }
 
 /// Two clients kill each other with CLIENT KILL waiting decrypted behind a 40,000-byte bulk
-/// that the server reads exactly to its end, so that both are on the TLS pending list in one
-/// event-loop turn. Stock 8.0.2 walks that list with an iterator that caches the next node,
-/// which the first kill frees (the defect of Redis 6.2.24's fix and Valkey's CVE-2026-56684);
-/// stock 7.0.15 already pops from the head. contrib/redis/tls.c pops from the head in both:
-/// with an iterator walk instead, this test fails on both conntls builds (checked once).
+/// that the server reads exactly to its end; both are written while the server is stopped
+/// (SIGSTOP/SIGCONT by resp_tls_peer), so both reach the end of the bulk in one event-loop
+/// turn and sit on the TLS pending list together, however fast the machine. Stock 8.0.2
+/// walks that list with an iterator that caches the next node, which the first kill frees
+/// (the defect of Redis 6.2.24's fix and Valkey's CVE-2026-56684); stock 7.0.15 carries
+/// Debian's CVE-2026-81934 patch, which pops from the head. contrib/common/conntls_glue.h
+/// pops from the head: with an iterator walk instead, this test fails on both conntls
+/// builds (checked once).
 #[test]
 fn pending_list_kill_trigger() {
     let _serial = one_at_a_time();
-    let rounds = ["killpair", "20"];
+    let rounds = |server: &ServerProcess| ["killpair".to_string(), "20".to_string(), server.pid().to_string()];
 
     let mut server = start("8.0.2", "stock", false);
-    let (code, out) = run_peer(server.port, &rounds);
+    let (code, out) = run_peer(server.port, &rounds(&server));
     assert_eq!(code, 1, "redis 8.0.2 stock survived the pending-list trigger:\n{out}");
     assert!(server.ended(), "redis 8.0.2 stock stopped answering but did not end:\n{out}");
     let logs = server.stop();
     assert!(logs.contains("heap-use-after-free") && logs.contains("tlsProcessPendingData"), "{logs}");
 
     let server = start("7.0.15", "stock", false);
-    let (code, out) = run_peer(server.port, &rounds);
+    let (code, out) = run_peer(server.port, &rounds(&server));
     let logs = server.stop();
     assert_eq!(code, 0, "redis 7.0.15 stock: {out}\n{logs}");
 
     for version in VERSIONS {
         let mut server = start(version, "conntls", false);
-        let (code, out) = run_peer(server.port, &rounds);
+        let (code, out) = run_peer(server.port, &rounds(&server));
         assert!(server.alive(), "redis {version} on conntls died:\n{}", server.logs());
         let logs = server.stop();
         assert_eq!(code, 0, "redis {version} on conntls: {out}\n{logs}");

@@ -65,7 +65,7 @@ pub fn resp_peer() -> PathBuf {
 
 /// Runs resp_tls_peer against `port` with the test client certificate; returns its exit
 /// code and output.
-pub fn run_peer(port: u16, args: &[&str]) -> (i32, String) {
+pub fn run_peer<S: AsRef<std::ffi::OsStr>>(port: u16, args: &[S]) -> (i32, String) {
     let c = certs();
     let out = Command::new(resp_peer())
         .arg(port.to_string())
@@ -153,6 +153,11 @@ impl ServerProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+
+    /// The server's process id (for a trigger that stops and continues it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.
