@@ -314,13 +314,10 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
             conn->c.last_errno = conn_error;
             conn->c.state = CONN_STATE_ERROR;
         } else {
-            if (!conn->tls) {
-                /* The socket is connected: now the TLS client. The chain is verified; a
-                 * host name is sent as SNI; with tls-verify-server-name the peer's name
-                 * (host name or address) is checked too. */
-                conn_tls_ctx *ctx = contextFor(server.tls_auth_clients);
-                conn->tls = ctx ? conn_tls_new_client(ctx, conn->c.fd, conn->server_name) : NULL;
-            }
+            /* The socket is connected: now the TLS client. The chain is verified; a host
+             * name is sent as SNI; with tls-verify-server-name the peer's name (host name
+             * or address) is checked too. */
+            if (!conn->tls) startClient(conn);
             int r = conn->tls ? conn_tls_handshake(conn->tls) : CONN_TLS_ERR;
             if (r == CONN_TLS_OK) {
                 conn->c.state = CONN_STATE_CONNECTED;
@@ -328,7 +325,6 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
                 registerHandshakeEvent(conn);
                 return;
             } else {
-                if (!conn->tls) updateTLSError(conn, "TLS is not configured");
                 conn->c.state = CONN_STATE_ERROR;
             }
         }
