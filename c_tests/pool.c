@@ -1,7 +1,8 @@
 /* pool [connections] [timeout_ms]
  * The handshake pool: 1000 connections through it with the bound enforced, a peer that
  * never sends its hello timing out, BUSY that takes nothing, statuses and user pointers
- * coming back right, and the argument checks. */
+ * coming back right, calls on a connection inside the pool refused and its free deferred
+ * to the collection, and the argument checks. */
 #include "testutil.h"
 
 enum { MAX_CONNS = 1000, MAX_INFLIGHT = 32 };
@@ -137,6 +138,64 @@ static void slowloris_and_busy(void) {
     conn_tls_ctx_free(srv);
 }
 
+/* A server that frees a connection whose handshake is in the pool (Valkey's connShutdown
+ * while a fork child exists freed one under the pool's thread, which crashed): every call
+ * on a connection inside is refused untouched, and its free is deferred: the pool stops
+ * the handshake and the collection frees it, returning its tag with a NULL connection. The
+ * pool's timeout is a minute, so a collection within the test's bound is the release's. */
+static void hands_off_while_inside(void) {
+    conn_tls_ctx *srv = server_ctx();
+    conn_tls_pool *pool = conn_tls_pool_new(1, 4, 60000);
+    CHECK(pool);
+    int fds[2];
+    socket_pair(fds);
+    conn_tls *c = conn_tls_new_server(srv, fds[0]);
+    CHECK(c);
+    CHECK_EQ(conn_tls_pool_submit(pool, c, &fds), CONN_TLS_OK);
+    char buf[16];
+    struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+    CHECK_EQ(conn_tls_handshake(c), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_thread_last_error(), "inside a handshake pool");
+    CHECK_EQ(conn_tls_read(c, buf, sizeof buf), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_write(c, "x", 1), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_writev(c, &iov, 1), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_flush(c), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_shutdown(c), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_set_user_timeout(c, 1000), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_peer_cert_pem(c, buf, sizeof buf), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_pending_write(c), 0);
+    CHECK_EQ(conn_tls_pending_read(c), 0);
+    CHECK(conn_tls_last_error(c)[0] == 0);
+    CHECK(conn_tls_protocol(c)[0] == 0);
+    /* Freed while inside: deferred. */
+    conn_tls_free(c);
+    CHECK(wait_readable(conn_tls_pool_fd(pool), 10000));
+    conn_tls *back = c;
+    void *user = NULL;
+    int status = 0;
+    CHECK_EQ(conn_tls_pool_collect(pool, &back, &user, &status), 1);
+    CHECK(back == NULL);
+    CHECK(user == &fds);
+    CHECK_EQ(status, CONN_TLS_EINVAL);
+    /* The fd was never closed by the library and is free to close now. */
+    CHECK(fcntl(fds[0], F_GETFD) >= 0);
+    close(fds[0]);
+    close(fds[1]);
+    /* Outside a pool again, the same calls work (the address may be reused). */
+    socket_pair(fds);
+    c = conn_tls_new_server(srv, fds[0]);
+    CHECK_EQ(conn_tls_handshake(c), CONN_TLS_WANT_READ);
+    /* Inside a pool that is freed: the pool frees it, and its address leaves the registry. */
+    CHECK_EQ(conn_tls_pool_submit(pool, c, NULL), CONN_TLS_OK);
+    conn_tls_pool_free(pool);
+    conn_tls *next = conn_tls_new_server(srv, fds[0]);
+    CHECK_EQ(conn_tls_handshake(next), CONN_TLS_WANT_READ);
+    conn_tls_free(next);
+    close(fds[0]);
+    close(fds[1]);
+    conn_tls_ctx_free(srv);
+}
+
 static void bad_arguments(void) {
     CHECK(conn_tls_pool_new(0, 1, 1) == NULL);
     CHECK(conn_tls_pool_new(1, 0, 1) == NULL);
@@ -162,6 +221,7 @@ int main(int argc, char **argv) {
     if (argc > 2) timeout_ms = (unsigned)atoi(argv[2]);
     bad_arguments();
     slowloris_and_busy();
+    hands_off_while_inside();
     thousand();
     printf("pool: ok\n");
     return 0;

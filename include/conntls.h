@@ -310,6 +310,10 @@ int conn_tls_shutdown(conn_tls *c);
 /*
  Frees a connection; NULL is accepted. Never blocks, never closes the fd; committed
  bytes not yet sent are dropped. The caller closes the fd afterwards.
+
+ A connection inside a handshake pool (submitted, not yet collected) is not freed under
+ the pool's thread: its handshake is stopped and conn_tls_pool_collect frees it, giving
+ back its `user` tag with `*c` NULL; only then is its fd no longer used, and may be closed.
  */
 void conn_tls_free(conn_tls *c);
 
@@ -558,8 +562,13 @@ conn_tls_pool *conn_tls_pool_new(unsigned int threads, unsigned int max_inflight
  still owns `c`.
  Returns CONN_TLS_OK; CONN_TLS_BUSY when max_inflight connections are inside (nothing
  taken: retry after collecting, or refuse the client); CONN_TLS_EINVAL for NULL, and
- for a connection already inside this pool (submitted again before it was collected:
+ for a connection already inside a pool (submitted again before it was collected:
  an event loop that still watches its fd), which changes nothing: the pool keeps it.
+
+ While a connection is inside, every other conn_tls_* call on it is refused with
+ CONN_TLS_EINVAL ("the connection is inside a handshake pool ...") and changes nothing;
+ the calls that return a value rather than a status answer as for NULL (0, ""). Its
+ conn_tls_free is deferred to the collection (see conn_tls_pool_collect).
  */
 int conn_tls_pool_submit(conn_tls_pool *pool, conn_tls *c, void *user);
 
@@ -576,6 +585,8 @@ int conn_tls_pool_fd(const conn_tls_pool *pool);
  Returns 1 and writes the connection to `*c`, its `user` tag to `*user` and its
  handshake status to `*status` (CONN_TLS_OK, or CONN_TLS_ERR with the reason in
  conn_tls_last_error(*c), e.g. "handshake timed out"); the caller owns `*c` again.
+ A connection given to conn_tls_free while inside comes back freed: `*c` NULL,
+ `*status` CONN_TLS_EINVAL, `*user` its tag; the library no longer uses its fd.
  Returns 0 when none waits (outputs untouched), CONN_TLS_EINVAL for a NULL argument.
  */
 int conn_tls_pool_collect(conn_tls_pool *pool, conn_tls **c, void **user, int *status);

@@ -7,22 +7,68 @@
 //! never sends its hello) fails with a clear error instead of holding a slot forever.
 //! Finished connections wait in a queue; an eventfd is readable while any wait, for the
 //! caller's event loop.
+//!
+//! A connection inside a pool belongs to a worker thread. Every connection inside any pool
+//! is in one process-wide registry (`INSIDE`), so the C boundary can refuse a call on one
+//! (`is_inside`) instead of racing the worker, and turn its free into a request (`release`):
+//! the worker drops the handshake, and the collection frees the connection and tells the
+//! caller that its fd is no longer used.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::c_int;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::connection::{Connection, Error};
 
-/// What comes back from the pool: the connection, the caller's tag, how it ended.
+/// What comes back from the pool: the connection (None when it was released while
+/// inside: freed here), the caller's tag, how it ended.
 pub struct Finished {
-    pub conn: Box<Connection>,
+    pub conn: Option<Box<Connection>>,
     pub user: usize,
     pub result: Result<(), Error>,
+}
+
+/// A connection inside a pool: whose worker drives it, and whether its free was asked for.
+struct Inside {
+    pool: Weak<Shared>,
+    worker: usize,
+    released: bool,
+}
+
+/// Every connection inside any pool, by address. COUNT mirrors its size, so that calls on
+/// connections cost one atomic load while no pool holds anything.
+static INSIDE: Mutex<BTreeMap<usize, Inside>> = Mutex::new(BTreeMap::new());
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+fn inside() -> std::sync::MutexGuard<'static, BTreeMap<usize, Inside>> {
+    INSIDE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether the connection at `address` is inside a pool (submitted, not yet collected).
+/// Asked by address, before any reference is made of a handle: a worker may be driving it.
+pub fn is_inside(address: usize) -> bool {
+    COUNT.load(Ordering::Acquire) != 0 && inside().contains_key(&address)
+}
+
+/// The connection's owner gives it up while it is inside a pool: true when it is (its
+/// worker drops the handshake, and the collection frees it), false when it is not inside
+/// any pool (the caller frees it).
+pub fn release(address: usize) -> bool {
+    let mut map = inside();
+    let Some(entry) = map.get_mut(&address) else { return false };
+    entry.released = true;
+    if let Some(shared) = entry.pool.upgrade() {
+        signal(&shared.workers[entry.worker].wake);
+    }
+    true
+}
+
+fn released(address: usize) -> bool {
+    inside().get(&address).is_some_and(|entry| entry.released)
 }
 
 struct Job {
@@ -42,9 +88,8 @@ struct Shared {
     finished: Mutex<VecDeque<Finished>>,
     /// Semaphore eventfd: its count is the number of finished connections waiting.
     ready: OwnedFd,
-    /// The connections inside (submitted, not yet collected), by address: their number is
-    /// bounded, and a connection already inside is told apart (`holds`).
-    inside: Mutex<HashSet<usize>>,
+    /// How many connections are inside (submitted, not yet collected): bounded.
+    inside: Mutex<usize>,
     max_inside: usize,
     timeout: Duration,
     next_worker: AtomicUsize,
@@ -95,7 +140,7 @@ impl Pool {
             workers,
             finished: Mutex::new(VecDeque::new()),
             ready: eventfd(libc::EFD_SEMAPHORE).map_err(Error::Fatal)?,
-            inside: Mutex::new(HashSet::new()),
+            inside: Mutex::new(0),
             max_inside: max_inflight,
             timeout,
             next_worker: AtomicUsize::new(0),
@@ -113,38 +158,47 @@ impl Pool {
         Ok(Pool { shared, threads })
     }
 
-    /// Takes `conn` and drives its handshake on a worker thread.
+    /// Takes `conn` and drives its handshake on a worker thread. (A connection already
+    /// inside a pool is the C boundary's to refuse, by `is_inside`, before it makes a Box
+    /// of the handle: a second Box of a connection a worker drives would alias it.)
     pub fn submit(&self, conn: Box<Connection>, user: usize) -> Result<(), Refused> {
         let s = &self.shared;
         {
-            let mut inside = s.inside.lock().unwrap_or_else(|e| e.into_inner());
-            if inside.len() >= s.max_inside {
+            let mut inside_here = s.inside.lock().unwrap_or_else(|e| e.into_inner());
+            if *inside_here >= s.max_inside {
                 return Err(Refused::Busy(conn));
             }
-            inside.insert(address(&conn));
+            *inside_here += 1;
         }
-        let worker = &s.workers[s.next_worker.fetch_add(1, Ordering::Relaxed) % s.workers.len()];
+        let index = s.next_worker.fetch_add(1, Ordering::Relaxed) % s.workers.len();
+        {
+            let mut map = inside();
+            map.insert(address(&conn), Inside { pool: Arc::downgrade(&self.shared), worker: index, released: false });
+            COUNT.store(map.len(), Ordering::Release);
+        }
+        let worker = &s.workers[index];
         let job = Job { conn, user, deadline: Instant::now() + s.timeout };
         worker.incoming.lock().unwrap_or_else(|e| e.into_inner()).push(job);
         signal(&worker.wake);
         Ok(())
     }
 
-    /// One finished connection, if any waits.
+    /// One finished connection, if any waits; one released while inside is freed here.
     pub fn collect(&self) -> Option<Finished> {
         let s = &self.shared;
-        let finished = s.finished.lock().unwrap_or_else(|e| e.into_inner()).pop_front()?;
+        let mut finished = s.finished.lock().unwrap_or_else(|e| e.into_inner()).pop_front()?;
         drain(&s.ready);
-        s.inside.lock().unwrap_or_else(|e| e.into_inner()).remove(&address(&finished.conn));
+        *s.inside.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        let released = {
+            let mut map = inside();
+            let entry = finished.conn.as_deref().and_then(|conn| map.remove(&address(conn)));
+            COUNT.store(map.len(), Ordering::Release);
+            entry.is_some_and(|entry| entry.released)
+        };
+        if released {
+            finished.conn = None;
+        }
         Some(finished)
-    }
-
-    /// Whether the connection at `address` is inside (submitted and not collected): for
-    /// the C boundary, where a handle can be submitted twice. Asked by address, before a
-    /// Box is made of the handle: a second Box of a connection a worker may be driving
-    /// would alias it, so submit() cannot be the one to find out.
-    pub fn holds(&self, address: usize) -> bool {
-        self.shared.inside.lock().unwrap_or_else(|e| e.into_inner()).contains(&address)
     }
 
     pub fn ready_fd(&self) -> c_int {
@@ -161,7 +215,11 @@ impl Drop for Pool {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
-        // Connections still inside are freed with the shared state; their fds stay open.
+        // Connections still inside are freed with the shared state (their fds stay open):
+        // their addresses leave the registry, where a later allocation could reuse them.
+        let mut map = inside();
+        map.retain(|_, entry| !std::ptr::eq(entry.pool.as_ptr(), Arc::as_ptr(&self.shared)));
+        COUNT.store(map.len(), Ordering::Release);
     }
 }
 
@@ -199,6 +257,11 @@ fn run_worker(shared: &Shared, index: usize) {
                     // a client (or a hello already received) can start now.
                     to_step.push(fd);
                 }
+                // A wake may be a release: that handshake ends here, unstepped.
+                let gone: Vec<c_int> = jobs.iter().filter(|(_, job)| released(address(&job.conn))).map(|(fd, _)| *fd).collect();
+                for fd in gone {
+                    finish(shared, &epoll, &mut jobs, fd, Err(Error::Invalid("released while inside the pool".into())));
+                }
             } else {
                 to_step.push(event.u64 as c_int);
             }
@@ -233,6 +296,6 @@ fn finish(shared: &Shared, epoll: &OwnedFd, jobs: &mut HashMap<c_int, Job>, fd: 
     if let Err(e) = &result {
         job.conn.note_error(e);
     }
-    shared.finished.lock().unwrap_or_else(|e| e.into_inner()).push_back(Finished { conn: job.conn, user: job.user, result });
+    shared.finished.lock().unwrap_or_else(|e| e.into_inner()).push_back(Finished { conn: Some(job.conn), user: job.user, result });
     signal(&shared.ready);
 }

@@ -5,20 +5,36 @@ use libc::{iovec, ssize_t};
 
 use crate::connection::{Connection, Error};
 use crate::context::Context;
+use crate::pool;
 use crate::writev::{BadPiece, Piece};
 use crate::ffi::{self, boundary, CONN_TLS_EINVAL, CONN_TLS_OK};
 
 /// The message of a call on a NULL connection handle.
 const NULL_CONNECTION: &str = "the connection handle is NULL";
+/// The message of a call on a connection a handshake pool holds.
+const IN_POOL: &str = "the connection is inside a handshake pool until conn_tls_pool_collect returns it";
 
 /// Runs `f` on the connection behind `c`; the status of its result, recording a failure's
-/// message for conn_tls_last_error and conn_tls_thread_last_error.
+/// message for conn_tls_last_error and conn_tls_thread_last_error. A connection inside a
+/// pool is refused untouched: the pool's thread may be driving it.
 unsafe fn call<T>(c: *mut Connection, f: impl FnOnce(&mut Connection) -> Result<T, Error>) -> Result<T, c_int> {
+    if pool::is_inside(c as usize) {
+        return Err(ffi::fail(CONN_TLS_EINVAL, IN_POOL));
+    }
     let Some(conn) = ffi::handle_mut(c) else { return Err(ffi::fail(CONN_TLS_EINVAL, NULL_CONNECTION)) };
     f(conn).map_err(|e| {
         conn.note_error(&e);
         ffi::failed(&e)
     })
+}
+
+/// The connection behind `c` for a call that only reads it: None for NULL and for a
+/// connection inside a pool (the call then answers as for NULL).
+unsafe fn outside_pool<'a>(c: *const Connection) -> Option<&'a Connection> {
+    if pool::is_inside(c as usize) {
+        return None;
+    }
+    ffi::handle_ref(c)
 }
 
 unsafe fn status_of(c: *mut Connection, f: impl FnOnce(&mut Connection) -> Result<(), Error>) -> c_int {
@@ -220,14 +236,14 @@ pub unsafe extern "C" fn conn_tls_flush(c: *mut Connection) -> c_int {
 /// on the fd and call conn_tls_flush when it is writable. Does not change the connection.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pending_write(c: *const Connection) -> usize {
-    boundary!(0, ffi::handle_ref(c).map_or(0, Connection::pending_write))
+    boundary!(0, outside_pool(c).map_or(0, Connection::pending_write))
 }
 
 /// Decrypted bytes waiting to be read (0 for NULL): while > 0, call conn_tls_read without
 /// waiting for the fd. Does not change the connection.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pending_read(c: *const Connection) -> usize {
-    boundary!(0, ffi::handle_ref(c).map_or(0, Connection::pending_read))
+    boundary!(0, outside_pool(c).map_or(0, Connection::pending_read))
 }
 
 /// Flushes what is committed, then sends close_notify (the peer's is not waited for).
@@ -241,9 +257,17 @@ pub unsafe extern "C" fn conn_tls_shutdown(c: *mut Connection) -> c_int {
 
 /// Frees a connection; NULL is accepted. Never blocks, never closes the fd; committed
 /// bytes not yet sent are dropped. The caller closes the fd afterwards.
+///
+/// A connection inside a handshake pool (submitted, not yet collected) is not freed under
+/// the pool's thread: its handshake is stopped and conn_tls_pool_collect frees it, giving
+/// back its `user` tag with `*c` NULL; only then is its fd no longer used, and may be closed.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_free(c: *mut Connection) {
-    boundary!((), ffi::free_handle(c))
+    boundary!((), {
+        if !pool::release(c as usize) {
+            ffi::free_handle(c)
+        }
+    })
 }
 
 /// Why the most recent call that returned CONN_TLS_ERR or CONN_TLS_EINVAL on this
@@ -251,13 +275,13 @@ pub unsafe extern "C" fn conn_tls_free(c: *mut Connection) {
 /// connection and stays valid until the next call on it.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_last_error(c: *const Connection) -> *const c_char {
-    boundary!(c"".as_ptr(), ffi::handle_ref(c).map_or(c"".as_ptr(), |conn| conn.last_error().as_ptr()))
+    boundary!(c"".as_ptr(), outside_pool(c).map_or(c"".as_ptr(), |conn| conn.last_error().as_ptr()))
 }
 
 /// The context generation this connection was created with (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_generation(c: *const Connection) -> u64 {
-    boundary!(0, ffi::handle_ref(c).map_or(0, Connection::generation))
+    boundary!(0, outside_pool(c).map_or(0, Connection::generation))
 }
 
 /// Sets TCP_USER_TIMEOUT on the connection's socket, overriding the context's default:
@@ -338,14 +362,14 @@ pub unsafe extern "C" fn conn_tls_peer_cert_field(c: *mut Connection, name: *con
 /// NULL. Static string. Does not change the connection.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_protocol(c: *const Connection) -> *const c_char {
-    boundary!(c"".as_ptr(), ffi::handle_ref(c).map_or(c"".as_ptr(), |conn| conn.protocol().as_ptr()))
+    boundary!(c"".as_ptr(), outside_pool(c).map_or(c"".as_ptr(), |conn| conn.protocol().as_ptr()))
 }
 
 /// The negotiated cipher's OpenSSL name (e.g. "TLS_AES_128_GCM_SHA256"); "" before the
 /// handshake or for NULL. Static string. Does not change the connection.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_cipher(c: *const Connection) -> *const c_char {
-    boundary!(c"".as_ptr(), ffi::handle_ref(c).map_or(c"".as_ptr(), |conn| conn.cipher().as_ptr()))
+    boundary!(c"".as_ptr(), outside_pool(c).map_or(c"".as_ptr(), |conn| conn.cipher().as_ptr()))
 }
 
 /// The key-exchange group the handshake used, as OpenSSL names it ("X25519", "secp256r1",
@@ -354,11 +378,11 @@ pub unsafe extern "C" fn conn_tls_cipher(c: *const Connection) -> *const c_char 
 /// not change the connection.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_group(c: *const Connection) -> *const c_char {
-    boundary!(c"".as_ptr(), ffi::handle_ref(c).map_or(c"".as_ptr(), |conn| conn.group().as_ptr()))
+    boundary!(c"".as_ptr(), outside_pool(c).map_or(c"".as_ptr(), |conn| conn.group().as_ptr()))
 }
 
 /// 1 when the handshake resumed an earlier session, else 0 (also for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_session_reused(c: *const Connection) -> c_int {
-    boundary!(0, ffi::handle_ref(c).map_or(0, |conn| conn.session_reused() as c_int))
+    boundary!(0, outside_pool(c).map_or(0, |conn| conn.session_reused() as c_int))
 }

@@ -32,8 +32,13 @@ pub extern "C" fn conn_tls_pool_new(threads: c_uint, max_inflight: c_uint, timeo
 /// still owns `c`.
 /// Returns CONN_TLS_OK; CONN_TLS_BUSY when max_inflight connections are inside (nothing
 /// taken: retry after collecting, or refuse the client); CONN_TLS_EINVAL for NULL, and
-/// for a connection already inside this pool (submitted again before it was collected:
+/// for a connection already inside a pool (submitted again before it was collected:
 /// an event loop that still watches its fd), which changes nothing: the pool keeps it.
+///
+/// While a connection is inside, every other conn_tls_* call on it is refused with
+/// CONN_TLS_EINVAL ("the connection is inside a handshake pool ...") and changes nothing;
+/// the calls that return a value rather than a status answer as for NULL (0, ""). Its
+/// conn_tls_free is deferred to the collection (see conn_tls_pool_collect).
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pool_submit(pool: *mut Pool, c: *mut Connection, user: *mut c_void) -> c_int {
     boundary!(CONN_TLS_EINVAL, {
@@ -41,7 +46,7 @@ pub unsafe extern "C" fn conn_tls_pool_submit(pool: *mut Pool, c: *mut Connectio
         if c.is_null() {
             return ffi::fail(CONN_TLS_EINVAL, "pool_submit: the connection handle is NULL");
         }
-        if pool.holds(c as usize) {
+        if crate::pool::is_inside(c as usize) {
             return ffi::fail(CONN_TLS_EINVAL, "pool_submit: the connection is already inside the pool");
         }
         match pool.submit(Box::from_raw(c), user as usize) {
@@ -68,6 +73,8 @@ pub unsafe extern "C" fn conn_tls_pool_fd(pool: *const Pool) -> c_int {
 /// Returns 1 and writes the connection to `*c`, its `user` tag to `*user` and its
 /// handshake status to `*status` (CONN_TLS_OK, or CONN_TLS_ERR with the reason in
 /// conn_tls_last_error(*c), e.g. "handshake timed out"); the caller owns `*c` again.
+/// A connection given to conn_tls_free while inside comes back freed: `*c` NULL,
+/// `*status` CONN_TLS_EINVAL, `*user` its tag; the library no longer uses its fd.
 /// Returns 0 when none waits (outputs untouched), CONN_TLS_EINVAL for a NULL argument.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pool_collect(
@@ -85,7 +92,7 @@ pub unsafe extern "C" fn conn_tls_pool_collect(
             Some(done) => {
                 *status = done.result.as_ref().map_or_else(ffi::status, |()| CONN_TLS_OK);
                 *user = done.user as *mut c_void;
-                *c = Box::into_raw(done.conn);
+                *c = done.conn.map_or(std::ptr::null_mut(), Box::into_raw);
                 1
             }
             None => 0,
