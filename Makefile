@@ -136,13 +136,14 @@ demo: build
 	scripts/demo.sh
 
 # The servers Debian ships, from Debian's source packages, stock and on conntls (contrib/):
-# target/servers/redis-<version>/{stock,conntls}/src/redis-{server,cli,benchmark}, built
-# with AddressSanitizer as the tests use them. SERVERS_SANITIZER= builds without it (for
+# target/servers/<server>/<flavour>/src/ (scripts/servers.sh lists them: redis-7.0.15,
+# redis-8.0.2, valkey-8.1.1; stock, conntls, and Valkey's TLS module builds), built with
+# AddressSanitizer as the tests use them. SERVERS_SANITIZER= builds without it (for
 # benchmarks: with SERVERS_ROOT=target/servers-release beside the tests' builds).
 SERVERS_SANITIZER ?= address
 SERVERS_ROOT ?= $(CURDIR)/target/servers
 servers: build
-	SANITIZER=$(SERVERS_SANITIZER) ROOT=$(SERVERS_ROOT) scripts/redis-servers.sh
+	SANITIZER=$(SERVERS_SANITIZER) ROOT=$(SERVERS_ROOT) scripts/servers.sh
 
 # The header generator (cbindgen and its 30-odd crates) is a workspace of its own, built
 # only for these two targets, never by `make`.

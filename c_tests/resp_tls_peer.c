@@ -10,6 +10,16 @@
  *     checked. Prints a line per connection ("ok" or "dropped ... after N replies: why");
  *     exit 0 when every connection got every reply right, 1 otherwise, 2 on set-up errors.
  *
+ *   resp_tls_peer PORT CA CERT KEY gather COUNT SMALL BIG
+ *     The stack-buffer trigger (valkey #4307), without timing: a connection with a 4 KiB
+ *     receive buffer sends COUNT GETs of SMALL-byte values in one record (their replies, under
+ *     the 64 KiB a server gathers into one write, cannot fit in the pipe: the write
+ *     blocks), waits until reply bytes reach its socket (the server's write has been
+ *     tried), then sends a GET of a BIG-byte value before reading anything, so that the
+ *     server's retry of the blocked write finds the big reply behind the small ones. Then
+ *     reads every reply and checks every byte. Exit 0 when all came right, 1 when the
+ *     connection was dropped or a byte was wrong, 2 on set-up errors.
+ *
  *   resp_tls_peer PORT CA CERT KEY killpair ROUNDS SERVER_PID
  *     The pending-list trigger, ROUNDS times: clients A and B each send
  *     SET <40,000-byte bulk> whose last TLS record also carries CLIENT KILL ID <the other>,
@@ -35,8 +45,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 static int port;
 static SSL_CTX *ctx;
+static int rcvbuf; /* SO_RCVBUF of the connections made, when set */
 
 typedef struct {
     int fd;
@@ -58,6 +71,7 @@ static int peer_open(peer *p) {
     setsockopt(p->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (rcvbuf) setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     if (connect(p->fd, (struct sockaddr *)&a, sizeof a) != 0) return -1;
     p->ssl = SSL_new(ctx);
     SSL_set_fd(p->ssl, p->fd);
@@ -117,53 +131,82 @@ static int expected(size_t key, size_t at, char *c) {
     return at + 1 == h + sizes[key] + 2; /* last byte of this reply */
 }
 
+/* key:<i> set to sizes[i] bytes of the pattern, on a connection of its own. */
+static void set_keys(void) {
+    peer setup = {0};
+    if (peer_open(&setup) != 0) die("set-up connection failed");
+    for (size_t k = 0; k < nsizes; k++) {
+        size_t len;
+        char *cmd = set_command(k, &len), line[64];
+        if (send_all(&setup, cmd, len) != 0 || read_line(&setup, line, sizeof line) < 0 || strcmp(line, "+OK\r\n"))
+            die("SET failed");
+        free(cmd);
+    }
+    peer_close(&setup);
+}
+
+static int send_get(peer *p, size_t key) {
+    char cmd[64];
+    int len = snprintf(cmd, sizeof cmd, "*2\r\n$3\r\nGET\r\n$%d\r\nkey:%zu\r\n", snprintf(NULL, 0, "key:%zu", key), key);
+    return send_all(p, cmd, (size_t)len);
+}
+
+/* Where a connection is in the replies it reads: to GETs of keys first, first+1, ... */
+typedef struct {
+    size_t first;
+    long done; /* replies complete and right */
+    size_t at; /* offset in the current one */
+} replies;
+
+/* One read (at most cap bytes), every byte checked. 0, or -1 with why it stopped. */
+static int read_some(peer *p, replies *r, char *buf, int cap, char *why, size_t whylen) {
+    int n = SSL_read(p->ssl, buf, cap);
+    if (n <= 0) {
+        int e = SSL_get_error(p->ssl, n);
+        snprintf(why, whylen, "%s", e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? "closed by the server" : "TLS error");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        char c;
+        int last = expected((r->first + (size_t)r->done) % nsizes, r->at, &c);
+        if (buf[i] != c) {
+            snprintf(why, whylen, "wrong byte at offset %zu of reply %ld", r->at, r->done);
+            return -1;
+        }
+        r->at++;
+        if (last) {
+            r->done++;
+            r->at = 0;
+        }
+    }
+    return 0;
+}
+
 static void *pipeline_conn(void *arg) {
-    long id = (long)arg, sent = 0, done = 0;
-    size_t at = 0;
+    long id = (long)arg, sent = 0;
+    replies r = {0};
     char *buf = malloc((size_t)chunk), why[256] = "";
     peer p = {0};
     if (peer_open(&p) != 0) {
         snprintf(why, sizeof why, "handshake failed");
         goto out;
     }
-    while (done < requests) {
-        while (sent < requests && sent - done < outstanding) {
-            char cmd[64];
-            size_t key = (size_t)sent % nsizes;
-            int len = snprintf(cmd, sizeof cmd, "*2\r\n$3\r\nGET\r\n$%d\r\nkey:%zu\r\n",
-                               snprintf(NULL, 0, "key:%zu", key), key);
-            if (send_all(&p, cmd, (size_t)len) != 0) {
+    while (r.done < requests) {
+        while (sent < requests && sent - r.done < outstanding) {
+            if (send_get(&p, (size_t)sent % nsizes) != 0) {
                 snprintf(why, sizeof why, "write failed");
                 goto out;
             }
             sent++;
         }
-        int n = SSL_read(p.ssl, buf, (int)chunk);
-        if (n <= 0) {
-            int e = SSL_get_error(p.ssl, n);
-            snprintf(why, sizeof why, "%s", e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? "closed by the server" : "TLS error");
-            goto out;
-        }
-        for (int i = 0; i < n; i++) {
-            char c;
-            int last = expected((size_t)done % nsizes, at, &c);
-            if (buf[i] != c) {
-                snprintf(why, sizeof why, "wrong byte at offset %zu of reply %ld", at, done);
-                goto out;
-            }
-            at++;
-            if (last) {
-                done++;
-                at = 0;
-            }
-        }
+        if (read_some(&p, &r, buf, (int)chunk, why, sizeof why) != 0) goto out;
         usleep(1000);
     }
 out:
     if (*why)
-        printf("connection %ld: dropped after %ld replies: %s\n", id, done, why);
+        printf("connection %ld: dropped after %ld replies: %s\n", id, r.done, why);
     else
-        printf("connection %ld: ok, %ld replies\n", id, done);
+        printf("connection %ld: ok, %ld replies\n", id, r.done);
     fflush(stdout);
     peer_close(&p);
     free(buf);
@@ -179,17 +222,7 @@ static int pipeline(int argc, char **argv) {
     for (char *s = strtok(argv[4], ","); s && nsizes < 16; s = strtok(NULL, ",")) sizes[nsizes++] = (size_t)atol(s);
     if (conns < 1 || conns > 64 || requests < 1 || outstanding < 1 || chunk < 1 || !nsizes) die("bad pipeline arguments");
 
-    peer setup = {0};
-    if (peer_open(&setup) != 0) die("set-up connection failed");
-    for (size_t k = 0; k < nsizes; k++) {
-        size_t len;
-        char *cmd = set_command(k, &len), line[64];
-        if (send_all(&setup, cmd, len) != 0 || read_line(&setup, line, sizeof line) < 0 || strcmp(line, "+OK\r\n"))
-            die("SET failed");
-        free(cmd);
-    }
-    peer_close(&setup);
-
+    set_keys();
     pthread_t t[64];
     for (long i = 0; i < conns; i++) pthread_create(&t[i], NULL, pipeline_conn, (void *)i);
     int failed = 0;
@@ -199,6 +232,45 @@ static int pipeline(int argc, char **argv) {
         failed |= r != NULL;
     }
     return failed;
+}
+
+/* ---- gather ---- */
+
+static int gather(int argc, char **argv) {
+    if (argc != 3) die("gather COUNT SMALL BIG");
+    long count = atol(argv[0]);
+    size_t small = (size_t)atol(argv[1]), big = (size_t)atol(argv[2]);
+    if (count < 1 || count > 15 || !small || !big) die("bad gather arguments");
+    for (long i = 0; i < count; i++) sizes[nsizes++] = small;
+    sizes[nsizes++] = big;
+    set_keys();
+
+    peer p = {0};
+    rcvbuf = 4096;
+    if (peer_open(&p) != 0) die("handshake failed");
+    /* The GETs in one TLS record: read in one go, their replies written in one go. */
+    char why[256] = "", gets[15 * 64];
+    size_t len = 0;
+    for (long i = 0; i < count; i++)
+        len += (size_t)snprintf(gets + len, sizeof gets - len, "*2\r\n$3\r\nGET\r\n$%d\r\nkey:%ld\r\n",
+                                snprintf(NULL, 0, "key:%ld", i), i);
+    if (send_all(&p, gets, len)) snprintf(why, sizeof why, "write failed");
+    /* Reply bytes on the socket: the server has read the GETs and tried its write. */
+    struct pollfd w = {.fd = p.fd, .events = POLLIN};
+    if (!*why && poll(&w, 1, 20000) != 1) snprintf(why, sizeof why, "no reply in 20 s");
+    if (!*why && send_get(&p, (size_t)count)) snprintf(why, sizeof why, "write failed");
+    replies r = {0};
+    enum { CAP = 1 << 16 };
+    char *buf = malloc(CAP);
+    while (!*why && r.done < count + 1) read_some(&p, &r, buf, CAP, why, sizeof why);
+    free(buf);
+    peer_close(&p);
+    if (*why) {
+        printf("gather: dropped after %ld replies: %s\n", r.done, why);
+        return 1;
+    }
+    printf("gather: ok, %ld replies\n", r.done);
+    return 0;
 }
 
 /* ---- killpair ---- */
@@ -279,7 +351,7 @@ static int killpair(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN); /* a server that drops us: an error, not a death */
-    if (argc < 6) die("usage: resp_tls_peer PORT CA CERT KEY pipeline|killpair ...");
+    if (argc < 6) die("usage: resp_tls_peer PORT CA CERT KEY pipeline|gather|killpair ...");
     port = atoi(argv[1]);
     ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx || SSL_CTX_load_verify_locations(ctx, argv[2], NULL) != 1 ||
@@ -289,5 +361,6 @@ int main(int argc, char **argv) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (!strcmp(argv[5], "pipeline")) return pipeline(argc - 6, argv + 6);
     if (!strcmp(argv[5], "killpair")) return killpair(argc - 6, argv + 6);
+    if (!strcmp(argv[5], "gather")) return gather(argc - 6, argv + 6);
     die("unknown mode");
 }

@@ -1,59 +1,84 @@
 #!/usr/bin/env bash
-# Builds Redis as Debian ships it, stock and on conntls, from Debian's source packages:
-#   target/servers/redis-<version>/stock    BUILD_TLS=yes, Redis's own src/tls.c
-#   target/servers/redis-<version>/conntls  contrib/redis/tls.c in place of src/tls.c, with
-#                                           contrib/common/conntls_glue.h beside it
-# each with src/redis-server, src/redis-cli and src/redis-benchmark where the tree puts them.
-# Both trees of a version come from the same fetched source. A finished build is reused:
-# make rebuilds only what changed (tls.c is copied only when it differs), and a tree whose
-# build flags changed is rebuilt from clean.
+# Builds the servers Debian ships, stock and on conntls, from Debian's source packages:
+#   target/servers/<server>/stock    BUILD_TLS=yes, the server's own src/tls.c
+#   target/servers/<server>/conntls  contrib/<program>/tls.c in place of src/tls.c, with
+#                                    contrib/common/conntls_glue.h beside it
+# and, for Valkey, its TLS as a loadable module (BUILD_TLS=module):
+#   target/servers/<server>/module          stock, untouched: the server a distribution
+#                                           would ship, and stock's src/valkey-tls.so
+#   target/servers/<server>/conntls-module  a second build of the same source with
+#                                           contrib/valkey/tls.c: its src/valkey-tls.so is
+#                                           the conntls module for that server
+# Module builds get the same SOURCE_DATE_EPOCH and no git metadata, as a distribution's
+# build does: the build id a TLS module must match (src/mkreleasehdr.sh) is then made of the
+# version and that date alone. Every tree of one server comes from the same fetched source.
+# A finished build is reused: make rebuilds only what changed (the adapter is copied only
+# when it differs), and a tree whose build flags changed is rebuilt from clean.
 #
-#   scripts/redis-servers.sh [VERSION...]        default: every version below
-#   FLAVOURS="stock" builds only those trees; SANITIZER=address passes Redis's own
-#   SANITIZER switch (the tests use it); ROOT=dir
-#   builds elsewhere (default target/servers).
+#   scripts/servers.sh [SERVER...]   default: every server below (redis-7.0.15 ...)
+#   FLAVOURS="stock conntls" builds only those trees (default: all of each server);
+#   SANITIZER=address passes the servers' own SANITIZER switch (the tests use it);
+#   ROOT=dir builds elsewhere (default target/servers). Prints the trees it built.
 #
 # conntls must be built first (make): the conntls trees link target/release/libconntls.so.0
-# with an rpath to it. Redis's Makefile variables OPENSSL_CFLAGS and LIBSSL_LIBS reach
-# Redis's own objects only, so the bundled dependencies keep their own flags (jemalloc -O3).
+# with an rpath to it. The Makefile variables OPENSSL_CFLAGS and LIBSSL_LIBS reach the
+# servers' own objects only, so the bundled dependencies keep their own flags.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 root=${ROOT:-$top/target/servers}
 sanitizer=${SANITIZER:-}
 
-# Debian's exact versions: (upstream version, source package version, how to fetch).
-declare -A package=([7.0.15]="5:7.0.15-1~deb12u10" [8.0.2]="5:8.0.2-3+deb13u3")
-declare -A tar_only=([7.0.15]="" [8.0.2]="--tar-only")
+# Debian's exact source packages: "package version [--tar-only]".
+declare -A package=(
+  [redis-7.0.15]="redis 5:7.0.15-1~deb12u10"
+  [redis-8.0.2]="redis 5:8.0.2-3+deb13u3 --tar-only"
+  [valkey-8.1.1]="valkey 8.1.1+dfsg1-3+deb13u3 --tar-only"
+)
+declare -A flavours=(
+  [redis-7.0.15]="stock conntls" [redis-8.0.2]="stock conntls"
+  [valkey-8.1.1]="stock conntls module conntls-module"
+)
 # Debian's 7.0.15 tree builds only with the system's jemalloc, as debian/rules builds it:
 # its USE_SYSTEM_JEMALLOC patch tests `#if USE_SYSTEM_JEMALLOC == yes`, true when the
 # macro is undefined, so with the bundled jemalloc the objects call unprefixed names the
 # bundled library does not have. (AddressSanitizer builds use libc's malloc.)
-declare -A version_flags=([7.0.15]="USE_SYSTEM_JEMALLOC=yes" [8.0.2]="")
-versions=("$@")
-[ ${#versions[@]} -gt 0 ] || versions=(7.0.15 8.0.2)
+declare -A server_flags=([redis-7.0.15]="USE_SYSTEM_JEMALLOC=yes")
+# What a distribution's build sets from its changelog; any fixed date does here.
+source_date_epoch=1735689600
+servers=("$@")
+[ ${#servers[@]} -gt 0 ] || servers=(redis-7.0.15 redis-8.0.2 valkey-8.1.1)
 
-[ -f "$top/target/release/libconntls.so.0" ] || { echo "redis-servers: run make first" >&2; exit 1; }
+[ -f "$top/target/release/libconntls.so.0" ] || { echo "servers: run make first" >&2; exit 1; }
+no_git=$top/target/no-git
+mkdir -p "$no_git"
+printf '#!/bin/sh\nexit 127\n' > "$no_git/git"
+chmod +x "$no_git/git"
 
-# The upstream tree of one version, with Debian's patches where the .dsc came whole.
+# The upstream tree of one server, with Debian's patches where the .dsc came whole.
 source_tree() {
-  local v=$1 src=$top/target/src/redis-$v
+  local s=$1 program=${1%%-*} version=${1#*-} src=$top/target/src/$1
+  read -r name pkg_version tar_only <<<"${package[$s]}"
   if [ ! -f "$src/tree.ok" ]; then
     rm -rf "$src"
-    "$top/scripts/debian-source.sh" redis "${package[$v]}" "$src" ${tar_only[$v]} >&2
-    if [ -n "${tar_only[$v]}" ]; then
-      tar -xf "$src"/redis_"$v".orig.tar.* -C "$src"
+    "$top/scripts/debian-source.sh" "$name" "$pkg_version" "$src" $tar_only >&2
+    if [ -n "$tar_only" ]; then
+      tar -xf "$src/${name}_${version}"*.orig.tar.* -C "$src"
     fi
-    [ -d "$src/redis-$v/src" ] || { echo "redis-servers: no tree in $src" >&2; exit 1; }
+    [ -d "$src/$s/src" ] || { echo "servers: no tree $s in $src" >&2; exit 1; }
     touch "$src/tree.ok"
   fi
-  echo "$src/redis-$v"
+  echo "$src/$s"
 }
 
 build() {
-  local v=$1 flavour=$2 tree=$3 dest=$root/redis-$v/$2
-  local flags=(BUILD_TLS=yes ${version_flags[$v]})
+  local s=$1 flavour=$2 tree=$3 dest=$root/$1/$2 program=${1%%-*}
+  local flags=(${server_flags[$s]:-})
+  case $flavour in
+    stock|conntls) flags+=(BUILD_TLS=yes) ;;
+    *module) flags+=(BUILD_TLS=module) ;;
+  esac
   [ -n "$sanitizer" ] && flags+=(SANITIZER="$sanitizer")
-  if [ "$flavour" = conntls ]; then
+  if [[ $flavour == conntls* ]]; then
     flags+=(OPENSSL_CFLAGS="-I$top/include"
             LIBSSL_LIBS="-L$top/target/release -Wl,-rpath,$top/target/release -lconntls -lssl")
   fi
@@ -64,22 +89,31 @@ build() {
     cp -a "$tree/." "$dest/"
     echo "$settings" > "$dest/build.flags"
   fi
-  if [ "$flavour" = conntls ]; then
-    for f in redis/tls.c common/conntls_glue.h; do
+  if [[ $flavour == conntls* ]]; then
+    for f in "$program/tls.c" common/conntls_glue.h; do
       cmp -s "$top/contrib/$f" "$dest/src/${f#*/}" || cp "$top/contrib/$f" "$dest/src/${f#*/}"
     done
   fi
-  echo "redis-servers: building redis $v $flavour ($settings)" >&2
-  if ! make -C "$dest" -j"$(nproc)" "${flags[@]}" >"$dest/build.log" 2>&1; then
+  echo "servers: building $s $flavour ($settings)" >&2
+  # No git, as in a distribution's build chroot: mkreleasehdr.sh then records sha 00000000
+  # and dirty 0. (The trees sit inside this repository's checkout, whose commit would
+  # become their sha; and with git but no repository its `git diff -- ../src ../deps`
+  # compares the two directories, so the "dirty" count, part of the build id, would change
+  # with every changed line of src/, tls.c included.)
+  if ! PATH="$no_git:$PATH" SOURCE_DATE_EPOCH=$source_date_epoch \
+       make -C "$dest" -j"$(nproc)" "${flags[@]}" >"$dest/build.log" 2>&1; then
     tail -n 60 "$dest/build.log" >&2
-    echo "redis-servers: build of redis $v $flavour failed (log: $dest/build.log)" >&2
+    echo "servers: build of $s $flavour failed (log: $dest/build.log)" >&2
     exit 1
   fi
-  for b in redis-server redis-cli redis-benchmark; do echo "$dest/src/$b"; done
+  echo "$dest"
 }
 
-for v in "${versions[@]}"; do
-  [ -n "${package[$v]:-}" ] || { echo "redis-servers: unknown version $v (known: ${!package[*]})" >&2; exit 2; }
-  tree=$(source_tree "$v")
-  for flavour in ${FLAVOURS:-stock conntls}; do build "$v" "$flavour" "$tree"; done
+for s in "${servers[@]}"; do
+  [ -n "${package[$s]:-}" ] || { echo "servers: unknown server $s (known: ${!package[*]})" >&2; exit 2; }
+  tree=$(source_tree "$s")
+  for flavour in ${FLAVOURS:-${flavours[$s]}}; do
+    [[ " ${flavours[$s]} " == *" $flavour "* ]] || continue
+    build "$s" "$flavour" "$tree"
+  done
 done

@@ -1,9 +1,16 @@
 /*
  * Valkey's TLS connection type on conntls.
  *
- * Targets upstream Valkey `unstable` as carried by the hanzoai/kv tree at 894a84ac0
- * (src/connection.h with 33 ConnectionType slots). Compiles in place of src/tls.c with
- * BUILD_TLS=yes; link with `pkg-config --cflags --libs conntls`. See README.md beside it.
+ * Two generations of Valkey's connection API, told apart by the version macro:
+ * - Valkey 8.1 (Debian 13's 8.1.1): 32 ConnectionType slots, type names as strings,
+ *   hiredis in deps/. Nothing else in the tree changes: built in (BUILD_TLS=yes) or as the
+ *   TLS module an unmodified server loads (BUILD_TLS=module).
+ * - Valkey 9.0.4 as the hanzoai/kv tree carries it at 894a84ac0 (KV_VERSION_NUM; 33 slots
+ *   with get_peer_username, int type ids, multipath connects, libkv, the INFO certificate
+ *   fields and tls-auto-reload-interval), with valkey-conntls.patch beside it for
+ *   tls-groups, tls-verify-server-name, tls-handshake-threads and Sentinel's links.
+ * Compiles in place of src/tls.c; link with `pkg-config --cflags --libs conntls`. See
+ * README.md beside it.
  *
  * The event-loop logic stays here; every OpenSSL call is inside libconntls:
  * - writes go through conn_tls_writev: no last_failed_write_data_len, no stack buffer;
@@ -13,6 +20,7 @@
  */
 
 #define KVMODULE_CORE_MODULE /* A module that's part of the server core, uses server.h too. */
+#define VALKEYMODULE_CORE_MODULE
 
 #include "server.h"
 #include "connhelpers.h"
@@ -20,19 +28,37 @@
 #include "io_threads.h"
 #include "bio.h"
 
+#ifdef KV_VERSION_NUM
+#define VALKEY_90 1 /* the hanzoai/kv tree: Valkey 9.0.4 renamed */
+#define TLS_TYPE_NAME getConnectionTypeName(CONN_TYPE_TLS)
+#define MODULE(name) KVModule_##name
+#define MODULE_CONST(name) KVMODULE_##name
+#define MODULE_STRING KVModuleString
+#define MODULE_OPTIONS (KVMODULE_OPTIONS_HANDLE_REPL_ASYNC_LOAD | KVMODULE_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION)
+#else
+#define VALKEY_90 0 /* Valkey 8.1 */
+#define TLS_TYPE_NAME CONN_TYPE_TLS
+#define MODULE(name) ValkeyModule_##name
+#define MODULE_CONST(name) VALKEYMODULE_##name
+#define MODULE_STRING ValkeyModuleString
+#define MODULE_OPTIONS VALKEYMODULE_OPTIONS_HANDLE_REPL_ASYNC_LOAD
+#endif
+
 #if defined(USE_OPENSSL) &&                    \
     ((USE_OPENSSL == 1 /* BUILD_YES */) ||     \
      ((USE_OPENSSL == 2 /* BUILD_MODULE */) && \
       (defined(BUILD_TLS_MODULE) && BUILD_TLS_MODULE == 2)))
 
 #include <conntls.h>
+#include <stdatomic.h>
+#if VALKEY_90
 #include <kv/kv.h>
 #include <kv/kv_conntls.h>
-#include <stdatomic.h>
 
 #include "tls.h"
 
 static uint64_t info_generation; /* generation the INFO cert fields were read from */
+#endif
 
 static list *pending_list = NULL;
 
@@ -59,13 +85,17 @@ static void updatePendingFlag(struct tls_connection *conn);
 /* ---- configuration ---- */
 
 
-/* Valkey's own tls-* settings beside the common ones. */
+/* Valkey's own tls-* settings beside the common ones (valkey-conntls.patch's, on 9.0). */
 static conn_tls_config *configFor(serverTLSContextConfig *c, int auth) {
+#if VALKEY_90
     const char *extra[][2] = {
         {"groups", c->groups},
         {"verify-server-name", c->verify_server_name ? "yes" : "no"},
     };
     return configWith(c, auth, extra, 2);
+#else
+    return configWith(c, auth, NULL, 0);
+#endif
 }
 
 /* Valkey's words for certificates outside their validity period (conntls's messages start
@@ -80,7 +110,9 @@ static void logConfigureError(const char *err) {
 }
 
 
-/* ---- certificate facts for INFO ---- */
+/* ---- certificate facts for INFO (9.0) ---- */
+
+#if VALKEY_90
 
 static void tlsClearCertInfo(long long *expiry, sds *serial);
 static void tlsClearAllCertInfo(void);
@@ -116,9 +148,10 @@ void tlsResetCertInfo(void) {
     tlsClearAllCertInfo();
 }
 
-/* ---- configure and reload ---- */
-
 static _Atomic long long lastTlsConfigureTime = 0;
+#endif
+
+/* ---- configure and reload ---- */
 
 static int tlsConfigureAll(serverTLSContextConfig *c, int reconfigure, int only_if_changed) {
     if (checkTLSSettings(c) == C_ERR) return C_ERR;
@@ -135,7 +168,9 @@ static int tlsConfigureAll(serverTLSContextConfig *c, int reconfigure, int only_
         if (result == C_ERR) serverLog(LL_WARNING, "Background TLS reload failed");
         if (!swapped && result == C_OK) serverLog(LL_DEBUG, "TLS reload skipped: materials unchanged");
     }
+#if VALKEY_90
     atomic_store_explicit(&lastTlsConfigureTime, server.ustime, memory_order_relaxed);
+#endif
     return result;
 }
 
@@ -143,9 +178,13 @@ static int tlsConfigureAll(serverTLSContextConfig *c, int reconfigure, int only_
 static int tlsConfigureSync(void *priv, int reconfigure) {
     if (!reconfigure && contexts[server.tls_auth_clients]) return C_OK;
     int result = tlsConfigureAll(priv, reconfigure, 0);
+#if VALKEY_90
     if (result == C_OK) tlsRefreshAllCertInfo();
+#endif
     return result;
 }
+
+#if VALKEY_90
 
 /* tls-auto-reload-interval, on the bio thread: conntls builds and swaps the new
  * generation safely from any thread, and only when a file or option changed. */
@@ -168,12 +207,14 @@ void tlsReconfigureIfNeeded(void) {
     if (server.tls_ctx_config.auto_reload_interval == 0 || age_s < server.tls_ctx_config.auto_reload_interval) return;
     bioCreateTlsReloadJob();
 }
+#endif
 
 static void tlsInit(void) {
     conn_tls_set_log(onLog, NULL);
     pending_list = listCreate();
 }
 
+#if VALKEY_90
 /* Sentinel's links (libkv contexts, src/sentinel.c) on the client settings of the live
  * generation, like replication's: reloads and dead-peer defaults apply to them too. */
 int tlsInitiateKvContext(struct kvContext *c, const char *server_name) {
@@ -184,17 +225,33 @@ int tlsInitiateKvContext(struct kvContext *c, const char *server_name) {
     }
     return kvInitiateConntls(c, ctx, server_name) == KV_OK ? C_OK : C_ERR;
 }
+#else
+/* 8.1's sentinel.c makes its TLS links with hiredis_ssl on these OpenSSL contexts, which do
+ * not exist on conntls: NULL, so Sentinel refuses TLS links to instances ("not
+ * configured") instead of reaching into OpenSSL behind the library. (struct ssl_ctx_st is
+ * OpenSSL's SSL_CTX, named without OpenSSL's headers.) */
+struct ssl_ctx_st *valkey_tls_ctx = NULL;
+struct ssl_ctx_st *valkey_tls_client_ctx = NULL;
+#endif
 
 static conn_tls_pool *pool; /* tls-handshake-threads' handshake pool, made when first needed */
+static pid_t pool_pid;      /* the process whose threads the pool has */
 
+/* Also called in forked children (Sentinel's script child runs connTypeCleanupAll): a
+ * child has neither the pool's threads (conn_tls_pool_free would wait for them) nor an
+ * event loop of its own (the epoll instance is the parent's, so unregistering the pool's
+ * fd would unregister it in the parent). There the pool is only forgotten; the process is
+ * about to exec or exit. */
 static void tlsCleanup(void) {
-    if (pool) {
+    if (pool && pool_pid == getpid()) {
         aeDeleteFileEvent(server.el, conn_tls_pool_fd(pool), AE_READABLE);
         conn_tls_pool_free(pool);
-        pool = NULL;
     }
+    pool = NULL;
     freeContexts();
+#if VALKEY_90
     tlsClearAllCertInfo();
+#endif
 }
 
 /* ---- connections ---- */
@@ -292,6 +349,7 @@ static void TLSAccept(tls_connection *conn) {
         conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
 }
 
+#if VALKEY_90
 sds tlsGetPeerUsername(connection *conn_) {
     tls_connection *conn = (tls_connection *)conn_;
     if (!conn || !conn->tls || conn->c.state != CONN_STATE_CONNECTED) return NULL;
@@ -305,6 +363,7 @@ sds tlsGetPeerUsername(connection *conn_) {
     }
     return sdsnewlen(cn, (size_t)len);
 }
+#endif
 
 static void tlsHandleEvent(tls_connection *conn, int mask) {
     switch (conn->c.state) {
@@ -357,7 +416,9 @@ static void tlsAcceptHandler(aeEventLoop *el, int fd, void *privdata, int mask) 
         if (pauseAcceptingIfFull(el, fd, privdata)) return;
         cfd = anetTcpAccept(server.neterr, fd, cip, sizeof(cip), &cport);
         if (cfd == ANET_ERR) {
-            if (anetRetryAcceptOnError(errno)) continue;
+    #if VALKEY_90
+        if (anetRetryAcceptOnError(errno)) continue;
+#endif
             if (errno != EWOULDBLOCK) serverLog(LL_WARNING, "Accepting client connection: %s", server.neterr);
             return;
         }
@@ -388,8 +449,12 @@ static void connTLSCloseListener(connListener *listener) {
 }
 
 
+/* Valkey calls this before connClose while a fork child exists (unlinkClient). A
+ * handshake in the pool is the pool's until collected: the socket's shutdown makes it fail
+ * there, and connTLSClose's free waits for the collection. */
 static void connTLSShutdown(connection *conn_) {
-    releaseTLS((tls_connection *)conn_);
+    tls_connection *conn = (tls_connection *)conn_;
+    if (!(conn->flags & TLS_CONN_FLAG_IN_POOL)) releaseTLS(conn);
     connectionTypeTcp()->shutdown(conn_);
 }
 
@@ -411,6 +476,12 @@ static void connTLSClose(connection *conn_) {
  * loop. The pool's own bound, twice that, leaves room for cluster-bus links. A handshake
  * not done in TLS_POOL_TIMEOUT_MS fails, so a stalled client cannot hold a slot. */
 #define TLS_POOL_TIMEOUT_MS 10000
+#if VALKEY_90
+#define TLS_HANDSHAKE_THREADS server.tls_handshake_threads /* valkey-conntls.patch's option */
+#else
+static int no_handshake_threads; /* 8.1 is built unpatched: no tls-handshake-threads */
+#define TLS_HANDSHAKE_THREADS no_handshake_threads
+#endif
 static int pool_inside; /* submitted, not yet collected */
 static struct {
     int fd;
@@ -467,18 +538,19 @@ static void poolCollect(struct aeEventLoop *el, int fd, void *clientData, int ma
 
 /* The pool, started on the first accept with tls-handshake-threads set; NULL without. */
 static conn_tls_pool *handshakePool(void) {
-    if (pool || server.tls_handshake_threads <= 0) return pool;
-    pool = conn_tls_pool_new((unsigned)server.tls_handshake_threads, 2 * (unsigned)server.tcp_backlog, TLS_POOL_TIMEOUT_MS);
+    if (pool || TLS_HANDSHAKE_THREADS <= 0) return pool;
+    pool = conn_tls_pool_new((unsigned)TLS_HANDSHAKE_THREADS, 2 * (unsigned)server.tcp_backlog, TLS_POOL_TIMEOUT_MS);
     if (!pool) {
         serverLog(LL_WARNING, "TLS handshake pool not started (%s): handshakes stay on the main thread",
                   conn_tls_thread_last_error());
-        server.tls_handshake_threads = 0;
+        TLS_HANDSHAKE_THREADS = 0;
     } else if (aeCreateFileEvent(server.el, conn_tls_pool_fd(pool), AE_READABLE, poolCollect, NULL) == AE_ERR) {
         serverLog(LL_WARNING, "TLS handshake pool not watched: handshakes stay on the main thread");
         conn_tls_pool_free(pool);
         pool = NULL;
-        server.tls_handshake_threads = 0;
+        TLS_HANDSHAKE_THREADS = 0;
     }
+    pool_pid = getpid();
     return pool;
 }
 
@@ -525,12 +597,18 @@ static int connTLSConnect(connection *conn_,
                           const char *addr,
                           int port,
                           const char *src_addr,
+#if VALKEY_90
                           int multipath,
+#endif
                           ConnectionCallbackFunc connect_handler) {
     if (conn_->state != CONN_STATE_NONE) return C_ERR;
     rememberServerName((tls_connection *)conn_, addr);
     /* TCP first; the TLS client starts in the event handler once it is connected. */
+#if VALKEY_90
     return connectionTypeTcp()->connect(conn_, addr, port, src_addr, multipath, connect_handler);
+#else
+    return connectionTypeTcp()->connect(conn_, addr, port, src_addr, connect_handler);
+#endif
 }
 
 
@@ -551,9 +629,16 @@ static int connTLSBlockingConnect(connection *conn_, const char *addr, int port,
 
 
 
+#if VALKEY_90
 static int connTLSGetType(void) {
     return CONN_TYPE_TLS;
 }
+#else
+static const char *connTLSGetType(connection *conn) {
+    UNUSED(conn);
+    return CONN_TYPE_TLS;
+}
+#endif
 
 static list *pendingList(aeEventLoop *el) {
     UNUSED(el);
@@ -601,7 +686,9 @@ static ConnectionType CT_TLS = {
     .postpone_update_state = postPoneUpdateSSLState,
     .update_state = updateSSLState,
     .get_peer_cert = peerCertPem,
+#if VALKEY_90
     .get_peer_username = tlsGetPeerUsername,
+#endif
     .connIntegrityChecked = connTLSIsIntegrityChecked,
 };
 
@@ -611,20 +698,23 @@ int RedisRegisterConnectionTypeTLS(void) {
 
 #else /* USE_OPENSSL */
 
+#if VALKEY_90
 static void tlsClearAllCertInfo(void);
 
 void tlsResetCertInfo(void) {
     if (server.tls_port || server.tls_replication || server.tls_cluster) return;
     tlsClearAllCertInfo();
 }
+#endif
 
 int RedisRegisterConnectionTypeTLS(void) {
-    serverLog(LL_VERBOSE, "Connection type %s not builtin", getConnectionTypeName(CONN_TYPE_TLS));
+    serverLog(LL_VERBOSE, "Connection type %s not builtin", TLS_TYPE_NAME);
     return C_ERR;
 }
 
 #endif
 
+#if VALKEY_90
 static void tlsClearCertInfo(long long *expiry, sds *serial) {
     if (expiry) *expiry = 0;
     if (serial && *serial) {
@@ -638,31 +728,35 @@ static void tlsClearAllCertInfo(void) {
     tlsClearCertInfo(&server.tls_client_cert_expire_time, &server.tls_client_cert_serial);
     tlsClearCertInfo(&server.tls_ca_cert_expire_time, &server.tls_ca_cert_serial);
 }
+#endif
 
 #if defined(BUILD_TLS_MODULE) && BUILD_TLS_MODULE == 2 /* BUILD_MODULE */
 
 #include "release.h"
 
-int KVModule_OnLoad(void *ctx, KVModuleString **argv, int argc) {
+/* Stock's loader: a TLS module loads only into the server build it was made with (the
+ * build id of release.h: version, SOURCE_DATE_EPOCH or host and time, git sha and dirty
+ * flag), and only at startup. */
+int MODULE(OnLoad)(void *ctx, MODULE_STRING **argv, int argc) {
     UNUSED(argv);
     UNUSED(argc);
     if (strcmp(REDIS_BUILD_ID_RAW, serverBuildIdRaw())) {
-        serverLog(LL_NOTICE, "Connection type %s was not built together with the kv-server used.", getConnectionTypeName(CONN_TYPE_TLS));
-        return KVMODULE_ERR;
+        serverLog(LL_NOTICE, "Connection type %s was not built together with the %s-server used.", TLS_TYPE_NAME, SERVER_NAME);
+        return MODULE_CONST(ERR);
     }
-    if (KVModule_Init(ctx, "tls", 1, KVMODULE_APIVER_1) == KVMODULE_ERR) return KVMODULE_ERR;
-    if ((KVModule_GetContextFlags(ctx) & KVMODULE_CTX_FLAGS_SERVER_STARTUP) == 0) {
-        serverLog(LL_NOTICE, "Connection type %s can be loaded only during bootup", getConnectionTypeName(CONN_TYPE_TLS));
-        return KVMODULE_ERR;
+    if (MODULE(Init)(ctx, "tls", 1, MODULE_CONST(APIVER_1)) == MODULE_CONST(ERR)) return MODULE_CONST(ERR);
+    if ((MODULE(GetContextFlags)(ctx) & MODULE_CONST(CTX_FLAGS_SERVER_STARTUP)) == 0) {
+        serverLog(LL_NOTICE, "Connection type %s can be loaded only during bootup", TLS_TYPE_NAME);
+        return MODULE_CONST(ERR);
     }
-    KVModule_SetModuleOptions(ctx, KVMODULE_OPTIONS_HANDLE_REPL_ASYNC_LOAD | KVMODULE_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION);
-    if (connTypeRegister(&CT_TLS) != C_OK) return KVMODULE_ERR;
-    return KVMODULE_OK;
+    MODULE(SetModuleOptions)(ctx, MODULE_OPTIONS);
+    if (connTypeRegister(&CT_TLS) != C_OK) return MODULE_CONST(ERR);
+    return MODULE_CONST(OK);
 }
 
-int KVModule_OnUnload(void *arg) {
+int MODULE(OnUnload)(void *arg) {
     UNUSED(arg);
-    serverLog(LL_NOTICE, "Connection type %s can not be unloaded", getConnectionTypeName(CONN_TYPE_TLS));
-    return KVMODULE_ERR;
+    serverLog(LL_NOTICE, "Connection type %s can not be unloaded", TLS_TYPE_NAME);
+    return MODULE_CONST(ERR);
 }
 #endif

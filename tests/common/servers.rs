@@ -1,6 +1,6 @@
 //! Servers as distributions ship them, built from their Debian source packages (stock and
-//! on conntls, with AddressSanitizer) by scripts/redis-servers.sh, and run on loopback:
-//! what the server tests (tests/redis.rs) share.
+//! on conntls, with AddressSanitizer) by scripts/servers.sh, and run on loopback: what the
+//! server tests (tests/redis.rs, tests/valkey.rs) share.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -11,26 +11,130 @@ use std::time::{Duration, Instant};
 
 use super::{build_c, certs, root, scratch_dir, tmp_dir, Link};
 
-/// The servers of every version, built once per test binary (a later call of the script
-/// finds them built and only checks that nothing changed). A failed fetch or build fails
-/// the test with the script's own words.
-pub fn redis_servers() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let out = Command::new(root().join("scripts/redis-servers.sh"))
+/// The trees of one server (`redis-8.0.2`, `valkey-8.1.1`: scripts/servers.sh's names),
+/// built once per test binary (a later call of the script finds them built and only checks
+/// that nothing changed). A failed fetch or build fails the test with the script's words.
+pub fn built(server: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut done = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !done.iter().any(|s| s == server) {
+        let out = Command::new(root().join("scripts/servers.sh"))
+            .arg(server)
             .env("SANITIZER", "address")
             .env("ROOT", root().join("target/servers"))
             .output()
-            .expect("run scripts/redis-servers.sh");
+            .expect("run scripts/servers.sh");
         assert!(
             out.status.success(),
-            "scripts/redis-servers.sh failed:\n{}{}",
+            "scripts/servers.sh {server} failed:\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        root().join("target/servers")
-    })
+        done.push(server.to_string());
+    }
+    root().join("target/servers").join(server)
 }
+
+/// One build of a server: `server` as scripts/servers.sh names it, and its flavour: stock,
+/// conntls, or Valkey's TLS-module builds, where `module` is the unmodified server with
+/// stock's module loaded and `conntls-module` the same server with the conntls module
+/// (built in a tree of its own) loaded in its place.
+#[derive(Clone, Copy, Debug)]
+pub struct Build {
+    pub server: &'static str,
+    pub flavour: &'static str,
+}
+
+impl Build {
+    pub const fn new(server: &'static str, flavour: &'static str) -> Build {
+        Build { server, flavour }
+    }
+
+    /// redis or valkey.
+    pub fn program(&self) -> &'static str {
+        self.server.split('-').next().unwrap_or(self.server)
+    }
+
+    /// The tree this flavour was built in.
+    pub fn tree(&self) -> PathBuf {
+        built(self.server).join(self.flavour)
+    }
+
+    /// One of the tree's programs: `server`, `cli`, `benchmark` (redis-cli, valkey-cli...).
+    /// The server of a module flavour is the unmodified one of the `module` tree.
+    pub fn binary(&self, tool: &str) -> PathBuf {
+        let tree = if self.flavour.ends_with("module") { built(self.server).join("module") } else { self.tree() };
+        tree.join("src").join(format!("{}-{tool}", self.program()))
+    }
+
+    /// The TLS module a module flavour loads.
+    pub fn module(&self) -> Option<PathBuf> {
+        self.flavour.ends_with("module").then(|| self.tree().join("src/valkey-tls.so"))
+    }
+
+    /// A TLS-only server of this build on a free port (tls_server_args), optionally with
+    /// the send-buffer shim.
+    pub fn start(&self, shim: bool) -> ServerProcess {
+        let port = free_port();
+        let mut args = Vec::new();
+        if let Some(module) = self.module() {
+            args.extend(["--loadmodule".to_string(), module.to_string_lossy().into_owned()]);
+        }
+        args.extend(tls_server_args(port));
+        ServerProcess::start(&self.binary("server"), port, &args, shim)
+    }
+}
+
+impl std::fmt::Display for Build {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.server, self.flavour)
+    }
+}
+
+/// What a resp_tls_peer trigger left: the peer's exit code and output, whether the server
+/// still ran, and the server's logs.
+pub struct Outcome {
+    pub code: i32,
+    pub out: String,
+    pub alive: bool,
+    pub logs: String,
+}
+
+/// Runs resp_tls_peer with the arguments `args` makes for a fresh server of `build`.
+pub fn trigger(build: Build, shim: bool, args: impl Fn(&ServerProcess) -> Vec<String>) -> Outcome {
+    let mut server = build.start(shim);
+    let (code, out) = run_peer(server.port, &args(&server));
+    let alive = server.alive();
+    let logs = server.stop();
+    Outcome { code, out, alive, logs }
+}
+
+impl Outcome {
+    /// The server held: alive, the peer satisfied (`expect` in its output), no
+    /// AddressSanitizer report and no "bad length" in the logs.
+    pub fn assert_held(&self, build: Build, expect: &str) {
+        let Outcome { code, out, alive, logs } = self;
+        assert!(*alive, "{build} died:\n{out}\n{logs}");
+        assert_eq!(*code, 0, "{build}: the peer failed:\n{out}\n{logs}");
+        assert!(out.contains(expect), "{build}: no '{expect}' from the peer:\n{out}");
+        assert!(!logs.contains("AddressSanitizer") && !logs.contains("bad length"), "{build}:\n{logs}");
+    }
+}
+
+/// Two clients kill each other behind 40,000-byte bulks, 20 rounds (resp_tls_peer's
+/// killpair; see tests/redis.rs's pending_list_kill_trigger).
+pub fn killpair(server: &ServerProcess) -> Vec<String> {
+    vec!["killpair".to_string(), "20".to_string(), server.pid().to_string()]
+}
+
+/// A 30 KB and a 16 MiB value, two GETs of each, read 16 KiB a millisecond: with the
+/// send-buffer shim, the writev path with replies far past its 64 KiB gather limit.
+pub const SIXTEEN_MIB_TRIGGER: [&str; 6] = ["pipeline", "1", "4", "2", "16384", "30000,16777216"];
+
+/// Four 15,000-byte replies gathered into one blocked write, then a 16 MiB reply queued
+/// behind them before the retry (resp_tls_peer's gather): the retry of a write that
+/// failed with the big reply in the list.
+pub const GATHER_TRIGGER: [&str; 4] = ["gather", "4", "15000", "16777216"];
 
 /// One server test at a time: each starts ASan servers and loads two cores on its own, and
 /// Redis's own test suite runs servers of its own.
@@ -96,6 +200,92 @@ pub fn tls_server_args(port: u16) -> Vec<String> {
 /// millisecond with three 40 KB replies in flight, so that the server's reply list grows
 /// between a blocked write and its retry (with the send-buffer shim).
 pub const BAD_LENGTH_TRIGGER: [&str; 6] = ["pipeline", "4", "40", "3", "1024", "40000"];
+
+/// The tree's own test suite with --tls (`--tls-module` for a module flavour: the tree's
+/// unmodified server loading its src/valkey-tls.so): each of `files` alone (`--single`),
+/// with `extra` runtest arguments, must pass. Returns how many tests passed.
+pub fn run_own_tests(build: Build, files: &[&str], extra: &[&str]) -> usize {
+    let dir = build.tree();
+    if !dir.join("tests/tls/ca.crt").exists() {
+        let out = Command::new("./utils/gen-test-certs.sh").current_dir(&dir).output().expect("gen-test-certs.sh");
+        assert!(out.status.success(), "gen-test-certs.sh: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let tls = if build.module().is_some() { "--tls-module" } else { "--tls" };
+    let mut passed = 0;
+    for file in files {
+        let out = Command::new("./runtest")
+            .args([tls, "--clients", "2", "--timeout", "600", "--single", file])
+            .args(extra)
+            .current_dir(&dir)
+            .env("ASAN_OPTIONS", "detect_leaks=0")
+            .output()
+            .expect("run runtest");
+        let text = strip_ansi(&String::from_utf8_lossy(&out.stdout));
+        let ok = text.lines().filter(|l| l.starts_with("[ok]:")).count();
+        assert!(
+            out.status.success() && text.contains("All tests passed without errors!") && ok > 0,
+            "{build}: ./runtest {tls} --single {file} {} failed:\n{text}{}",
+            extra.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        passed += ok;
+    }
+    println!("{build}: {passed} passed, 0 failed in {} {}", files.join(" "), extra.join(" "));
+    passed
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `cli` (a tree's redis-cli or valkey-cli, TLS on hiredis and OpenSSL) against `server`:
+/// a value of `size` bytes SET and read back byte for byte; then the tree's benchmark
+/// without errors.
+pub fn cli_and_benchmark(cli: Build, server: &ServerProcess, size: usize) {
+    let c = certs();
+    let value: String = (0..size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let tls = |tool: &str| {
+        let mut cmd = Command::new(cli.binary(tool));
+        cmd.args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "--tls"])
+            .arg("--cacert")
+            .arg(c.join("ca.crt"))
+            .arg("--cert")
+            .arg(c.join("client.crt"))
+            .arg("--key")
+            .arg(c.join("client.key"))
+            .env("ASAN_OPTIONS", "detect_leaks=0");
+        cmd
+    };
+    let out = tls("cli").arg("ping").output().expect("run the cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PONG", "{cli}: {out:?}");
+    let out = tls("cli").args(["-x", "set", "big"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut child| {
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(value.as_bytes())?;
+        child.wait_with_output()
+    });
+    let out = out.expect("run the cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{cli}: {out:?}");
+    let out = tls("cli").args(["--raw", "get", "big"]).output().expect("run the cli");
+    assert!(out.stdout == format!("{value}\n").into_bytes(), "{cli}: GET did not return the {size}-byte value");
+
+    let out = tls("benchmark").args(["-n", "20000", "-c", "20", "-t", "set,get,lrange_100", "-q"]).output().expect("run the benchmark");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && !text.contains("rror"), "{cli} benchmark: {text}");
+    assert_eq!(text.matches("requests per second").count(), 4, "{text}"); // LRANGE adds its LPUSH
+}
 
 /// A loopback port nobody listens on now.
 pub fn free_port() -> u16 {

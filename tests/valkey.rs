@@ -1,0 +1,99 @@
+//! Valkey as Debian ships it, 8.1.1 (Debian 13), built from Debian's source package stock
+//! and with contrib/valkey/tls.c (scripts/servers.sh, with AddressSanitizer): built in
+//! (BUILD_TLS=yes) and as the TLS module an unmodified server loads (BUILD_TLS=module).
+//! Each trigger runs on stock too, and where stock fails it is asserted to fail, so that a
+//! pass on conntls means something; every conntls check runs on both conntls builds.
+mod common;
+use common::servers::*;
+
+const VALKEY: &str = "valkey-8.1.1";
+const STOCK: Build = Build::new(VALKEY, "stock");
+/// conntls built in, and the conntls module loaded by the unmodified server.
+const CONNTLS: [Build; 2] = [Build::new(VALKEY, "conntls"), Build::new(VALKEY, "conntls-module")];
+
+/// valkey #1135 ("bad length"): stock 8.1 carries #1737's fix, so its outcome is recorded;
+/// conntls must answer every request.
+#[test]
+fn bad_length_trigger() {
+    let _serial = one_at_a_time();
+    let o = trigger(STOCK, true, |_| BAD_LENGTH_TRIGGER.map(String::from).to_vec());
+    println!("{STOCK}: peer exit {}, bad length logged: {}\n{}", o.code, o.logs.contains("bad length"), o.out);
+    for build in CONNTLS {
+        let o = trigger(build, true, |_| BAD_LENGTH_TRIGGER.map(String::from).to_vec());
+        o.assert_held(build, "ok, 40 replies");
+        assert_eq!(o.out.lines().filter(|l| l.ends_with("ok, 40 replies")).count(), 4, "{}", o.out);
+    }
+}
+
+/// valkey #4307: stock 8.1.1's connTLSWritev copies the iovecs of a retried write into a
+/// stack buffer of their size (`char buf[iov_bytes_len]`) when the first is shorter than
+/// the write that failed. Two triggers through a 4 KiB send buffer: 16 MiB replies to a
+/// slow reader, and a 16 MiB reply queued behind a blocked gathered write. Stock's outcome
+/// is recorded: on this machine it survived both (under gdb its gathered retries were
+/// 64 KiB; the 16 MiB reply went out alone, through connTLSWrite, README.md). conntls must
+/// deliver every byte of both.
+#[test]
+fn sixteen_mib_replies_behind_blocked_writes() {
+    let _serial = one_at_a_time();
+    let triggers: [(&[&str], &str); 2] = [(&SIXTEEN_MIB_TRIGGER, "ok, 4 replies"), (&GATHER_TRIGGER, "gather: ok, 5 replies")];
+    for (args, expect) in triggers {
+        let o = trigger(STOCK, true, |_| args.iter().map(|s| s.to_string()).collect());
+        println!("{STOCK}, {}: peer exit {}, server alive: {}\n{}", args[0], o.code, o.alive, o.out);
+        for build in CONNTLS {
+            trigger(build, true, |_| args.iter().map(|s| s.to_string()).collect()).assert_held(build, expect);
+        }
+    }
+}
+
+/// CVE-2026-56684 (see tests/redis.rs's pending_list_kill_trigger): stock 8.1.1 walks its
+/// pending list with a listIter and reads a freed node; the glue pops from the head.
+#[test]
+fn pending_list_kill_trigger() {
+    let _serial = one_at_a_time();
+    let mut server = STOCK.start(false);
+    let (code, out) = run_peer(server.port, &killpair(&server));
+    assert_eq!(code, 1, "{STOCK} survived the pending-list trigger:\n{out}");
+    assert!(server.ended(), "{STOCK} stopped answering but did not end:\n{out}");
+    let logs = server.stop();
+    assert!(logs.contains("heap-use-after-free") && logs.contains("tlsProcessPendingData"), "{logs}");
+    for build in CONNTLS {
+        trigger(build, false, killpair).assert_held(build, "round 20: server alive");
+    }
+}
+
+/// One server, a choice of TLS: the unmodified server (BUILD_TLS=module) serves TLS through
+/// stock's module or, loaded in its place, the conntls module built in a tree of its own
+/// from the same source and SOURCE_DATE_EPOCH (their build ids match). Which library serves
+/// is read from the process's mappings. The tree's valkey-cli and valkey-benchmark (TLS on
+/// hiredis and OpenSSL) work against each.
+#[test]
+fn the_unmodified_server_loads_either_tls_module() {
+    let _serial = one_at_a_time();
+    let build_id = |b: Build| std::fs::read_to_string(b.tree().join("src/release.h")).expect("release.h");
+    let stock_module = Build::new(VALKEY, "module");
+    assert_eq!(build_id(stock_module), build_id(CONNTLS[1]), "the two module trees' build ids differ");
+    for (build, conntls) in [(stock_module, false), (CONNTLS[1], true), (CONNTLS[0], true)] {
+        let running = build.start(false);
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", running.pid())).expect("maps");
+        assert_eq!(maps.contains("libconntls.so"), conntls, "{build}: libconntls mapped: {}", !conntls);
+        assert_eq!(maps.contains("valkey-tls.so"), build.module().is_some(), "{build}");
+        cli_and_benchmark(STOCK, &running, 3 << 20);
+        let logs = running.stop();
+        assert!(!logs.contains("AddressSanitizer"), "{build}:\n{logs}");
+    }
+}
+
+/// Valkey's own tests with TLS on the network path: unit/tls, unit/networking, a
+/// replication file, a cluster file over tls-cluster, and the files tagged `network` that
+/// Valkey's daily CI runs with --io-threads. Each must pass on both conntls builds and on
+/// stock (so a failure here is conntls's, not the tree's).
+#[test]
+fn valkey_own_tls_tests_pass_as_on_stock() {
+    let _serial = one_at_a_time();
+    let files = ["unit/tls", "unit/networking", "integration/replication-4", "unit/cluster/cluster-response-tls"];
+    let io_threads = ["unit/protocol", "unit/pubsub", "unit/tracking"];
+    for build in [STOCK, CONNTLS[0], CONNTLS[1]] {
+        run_own_tests(build, &files, &[]);
+        run_own_tests(build, &io_threads, &["--io-threads", "--tags", "network"]);
+    }
+}
