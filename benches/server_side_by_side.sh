@@ -7,6 +7,7 @@
 # usage: benches/server_side_by_side.sh STOCK_TREE CONNTLS_TREE [ROUNDS [REQUESTS]]
 #   NODELAY=1 preloads benches/nodelay_shim.c into the benchmark client (redis-benchmark
 #   does not set TCP_NODELAY: its requests above one TLS record then wait for delayed ACKs).
+#   SERVER_OPTIONS="--io-threads 2" passes options to both servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stock=$1 conntls=$2 rounds=${3:-3} requests=${4:-20000}
@@ -28,7 +29,7 @@ for name in stock conntls; do
   tree=$stock; [ $name = conntls ] && tree=$conntls
   server=$(first "$tree"/src/{kv,valkey,redis}-server)
   "$server" --port 0 --tls-port "${port[$name]}" --bind 127.0.0.1 --save "" --appendonly no --logfile /dev/null \
-    --tls-cert-file "$cert" --tls-key-file "${cert%.crt}.key" --tls-ca-cert-file "$tls/ca.crt" &
+    --tls-cert-file "$cert" --tls-key-file "${cert%.crt}.key" --tls-ca-cert-file "$tls/ca.crt" ${SERVER_OPTIONS:-} &
   pids+=($!)
   pid[$name]=$!
 done

@@ -23,13 +23,17 @@ runs=("stock|$stock|--io-threads 1" "glue|$glue|--io-threads 1" "glue, tls-hands
 for run in "${runs[@]}"; do
   IFS='|' read -r name tree options <<<"$run"
   server=$tree/src/kv-server; [ -x "$server" ] || server=$tree/src/valkey-server
+  # tls-handshake-threads is valkey-conntls.patch's (9.0); an unpatched 8.1 tree has none.
+  if [[ $options == *handshake* ]] && ! grep -q tls-handshake-threads "$server"; then continue; fi
   tls=$tree/tests/tls
+  [ -f "$tls/ca.crt" ] || (cd "$tree" && ./utils/gen-test-certs.sh >/dev/null)
+  cert=$tls/kv.crt; [ -f "$cert" ] || cert=$tls/valkey.crt
   port=$((port + 2))
   : >"$counters"
   # shellcheck disable=SC2086 # options are words
   STORM_COUNTERS=$counters LD_PRELOAD=$PWD/$bin/storm_counter.so "$server" --port $port --tls-port $((port + 1)) \
     --bind 127.0.0.1 --save "" --appendonly no --logfile /dev/null --maxclients $((storm + patient + 100)) \
-    --tls-cert-file "$tls/kv.crt" --tls-key-file "$tls/kv.key" --tls-ca-cert-file "$tls/ca.crt" $options &
+    --tls-cert-file "$cert" --tls-key-file "${cert%.crt}.key" --tls-ca-cert-file "$tls/ca.crt" $options &
   pid=$!
   for _ in $(seq 50); do
     redis-cli -p $port PING >/dev/null 2>&1 && break

@@ -20,6 +20,13 @@
  *     reads every reply and checks every byte. Exit 0 when all came right, 1 when the
  *     connection was dropped or a byte was wrong, 2 on set-up errors.
  *
+ *   resp_tls_peer PORT CA CERT KEY churn COUNT
+ *     Clients that leave mid-handshake (valkey #1883's "unexpected eof" accept errors),
+ *     COUNT of them one after another, in turn: closing right after the TCP connect,
+ *     after sending the ClientHello, and after reading the server's first flight without
+ *     answering it. Then checks that the server still completes a handshake and answers
+ *     PING. Exit 0 when it does, 1 otherwise, 2 on set-up errors.
+ *
  *   resp_tls_peer PORT CA CERT KEY killpair ROUNDS SERVER_PID
  *     The pending-list trigger, ROUNDS times: clients A and B each send
  *     SET <40,000-byte bulk> whose last TLS record also carries CLIENT KILL ID <the other>,
@@ -273,6 +280,47 @@ static int gather(int argc, char **argv) {
     return 0;
 }
 
+/* ---- churn ---- */
+
+static int churn(int argc, char **argv) {
+    if (argc != 1) die("churn COUNT");
+    long count = atol(argv[0]);
+    if (count < 1) die("bad churn arguments");
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (long i = 0; i < count; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+            printf("churn: connection %ld refused\n", i);
+            close(fd);
+            return 1;
+        }
+        if (i % 3) {
+            SSL *ssl = SSL_new(ctx);
+            SSL_set_fd(ssl, fd);
+            SSL_set_connect_state(ssl);
+            /* Non-blocking from here: one step sends the ClientHello (WANT_READ). */
+            struct timeval tv = {.tv_sec = 5};
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+            BIO_set_nbio(SSL_get_rbio(ssl), 1);
+            SSL_do_handshake(ssl);
+            if (i % 3 == 2) {
+                /* The server's first flight, unanswered. */
+                struct pollfd w = {.fd = fd, .events = POLLIN};
+                if (poll(&w, 1, 5000) == 1) SSL_do_handshake(ssl);
+            }
+            SSL_free(ssl);
+        }
+        close(fd);
+    }
+    peer p = {0};
+    char line[64];
+    int alive = peer_open(&p) == 0 && send_all(&p, "*1\r\n$4\r\nPING\r\n", 14) == 0 &&
+                read_line(&p, line, sizeof line) > 0 && !strcmp(line, "+PONG\r\n");
+    peer_close(&p);
+    printf("churn: %ld clients left mid-handshake; the server %s\n", count, alive ? "answers" : "stopped answering");
+    return alive ? 0 : 1;
+}
+
 /* ---- killpair ---- */
 
 static long client_id(peer *p) {
@@ -351,7 +399,7 @@ static int killpair(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN); /* a server that drops us: an error, not a death */
-    if (argc < 6) die("usage: resp_tls_peer PORT CA CERT KEY pipeline|gather|killpair ...");
+    if (argc < 6) die("usage: resp_tls_peer PORT CA CERT KEY pipeline|gather|churn|killpair ...");
     port = atoi(argv[1]);
     ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx || SSL_CTX_load_verify_locations(ctx, argv[2], NULL) != 1 ||
@@ -362,5 +410,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[5], "pipeline")) return pipeline(argc - 6, argv + 6);
     if (!strcmp(argv[5], "killpair")) return killpair(argc - 6, argv + 6);
     if (!strcmp(argv[5], "gather")) return gather(argc - 6, argv + 6);
+    if (!strcmp(argv[5], "churn")) return churn(argc - 6, argv + 6);
     die("unknown mode");
 }

@@ -153,7 +153,7 @@ static int buildContext(GLUE_TLS_CONFIG *c, int auth, int reload, int only_if_ch
     } else {
         conn_tls_ctx *ctx = conn_tls_ctx_new(cfg, err, sizeof err);
         ok = ctx != NULL;
-        if (ok) contexts[auth] = ctx;
+        if (ok) __atomic_store_n(&contexts[auth], ctx, __ATOMIC_RELEASE);
     }
     conn_tls_config_free(cfg);
     if (!ok) logConfigureError(err);
@@ -164,6 +164,11 @@ static int buildContext(GLUE_TLS_CONFIG *c, int auth, int reload, int only_if_ch
  * configured at all (CONFIG SET tls-auth-clients changes the mode at any time). */
 static conn_tls_ctx *contextFor(int auth) {
     if (auth < 0 || auth > 2) auth = TLS_CLIENT_AUTH_YES;
+    /* A context, once made, stays until cleanup (reloads swap generations inside it): the
+     * common case takes no lock, so an accept never waits behind a background reload that
+     * holds contexts_lock while it reads and rebuilds every file. */
+    conn_tls_ctx *made = __atomic_load_n(&contexts[auth], __ATOMIC_ACQUIRE);
+    if (made) return made;
     pthread_mutex_lock(&contexts_lock);
     int swapped;
     if (!contexts[auth] && (contexts[0] || contexts[1] || contexts[2])) buildContext(&server.tls_ctx_config, auth, 0, 0, &swapped);

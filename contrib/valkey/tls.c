@@ -94,7 +94,9 @@ static conn_tls_config *configFor(serverTLSContextConfig *c, int auth) {
     };
     return configWith(c, auth, extra, 2);
 #else
-    return configWith(c, auth, NULL, 0);
+    /* Stock checks the chain of the peers it connects to, not their names. */
+    const char *extra[][2] = {{"verify-server-name", "no"}};
+    return configWith(c, auth, extra, 1);
 #endif
 }
 
@@ -444,7 +446,12 @@ static int connTLSIsIntegrityChecked(void) {
     return 1;
 }
 
+static void forgetPaused(int fd);
+
+/* CONFIG SET tls-port closes the listener: a paused fd of it must not be resumed later,
+ * when its number may belong to a client. */
 static void connTLSCloseListener(connListener *listener) {
+    for (int i = 0; i < listener->count; i++) forgetPaused(listener->fd[i]);
     connectionTypeTcp()->closeListener(listener);
 }
 
@@ -498,6 +505,13 @@ static int pauseAcceptingIfFull(aeEventLoop *el, int fd, void *privdata) {
     paused[paused_count].privdata = privdata;
     paused_count++;
     return 1;
+}
+
+static void forgetPaused(int fd) {
+    for (int i = 0; i < paused_count; i++) {
+        if (paused[i].fd != fd) continue;
+        paused[i--] = paused[--paused_count];
+    }
 }
 
 static void resumeAcceptingIfRoom(void) {

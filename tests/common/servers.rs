@@ -75,12 +75,18 @@ impl Build {
     /// A TLS-only server of this build on a free port (tls_server_args), optionally with
     /// the send-buffer shim.
     pub fn start(&self, shim: bool) -> ServerProcess {
+        self.start_with(shim, &[])
+    }
+
+    /// As start, with more server options.
+    pub fn start_with(&self, shim: bool, options: &[&str]) -> ServerProcess {
         let port = free_port();
         let mut args = Vec::new();
         if let Some(module) = self.module() {
             args.extend(["--loadmodule".to_string(), module.to_string_lossy().into_owned()]);
         }
         args.extend(tls_server_args(port));
+        args.extend(options.iter().map(|s| s.to_string()));
         ServerProcess::start(&self.binary("server"), port, &args, shim)
     }
 }
@@ -251,24 +257,28 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// A tree's cli or benchmark (`tool`), connected over TLS with the test client
+/// certificate to `server`.
+pub fn tls_tool(build: Build, tool: &str, server: &ServerProcess) -> Command {
+    let c = certs();
+    let mut cmd = Command::new(build.binary(tool));
+    cmd.args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "--tls"])
+        .arg("--cacert")
+        .arg(c.join("ca.crt"))
+        .arg("--cert")
+        .arg(c.join("client.crt"))
+        .arg("--key")
+        .arg(c.join("client.key"))
+        .env("ASAN_OPTIONS", "detect_leaks=0");
+    cmd
+}
+
 /// `cli` (a tree's redis-cli or valkey-cli, TLS on hiredis and OpenSSL) against `server`:
 /// a value of `size` bytes SET and read back byte for byte; then the tree's benchmark
 /// without errors.
 pub fn cli_and_benchmark(cli: Build, server: &ServerProcess, size: usize) {
-    let c = certs();
     let value: String = (0..size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
-    let tls = |tool: &str| {
-        let mut cmd = Command::new(cli.binary(tool));
-        cmd.args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "--tls"])
-            .arg("--cacert")
-            .arg(c.join("ca.crt"))
-            .arg("--cert")
-            .arg(c.join("client.crt"))
-            .arg("--key")
-            .arg(c.join("client.key"))
-            .env("ASAN_OPTIONS", "detect_leaks=0");
-        cmd
-    };
+    let tls = |tool: &str| tls_tool(cli, tool, server);
     let out = tls("cli").arg("ping").output().expect("run the cli");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PONG", "{cli}: {out:?}");
     let out = tls("cli").args(["-x", "set", "big"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut child| {
