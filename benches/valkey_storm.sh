@@ -5,6 +5,8 @@
 # usage: benches/valkey_storm.sh STOCK_TREE GLUE_TREE [STORM [GIVE_UP_MS [PATIENT [SECONDS]]]]
 #   (from the repository; each tree has src/kv-server (or valkey-server) and tests/tls/
 #   from its ./utils/gen-test-certs.sh)
+#   PERF=dir also records each server with `perf record -g` for the storm's duration, into
+#   dir/<n>.data (n: the run's number), and prints its samples by thread and library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stock=$1 glue=$2 storm=${3:-2000} give_up=${4:-1000} patient=${5:-20} seconds=${6:-20}
@@ -40,10 +42,21 @@ for run in "${runs[@]}"; do
     sleep 0.1
   done
   redis-cli -p $port SET key value >/dev/null
+  run_number=$((${run_number:-0} + 1))
+  if [ -n "${PERF:-}" ]; then
+    mkdir -p "$PERF"
+    perf record -q -g -p $pid -o "$PERF/$run_number.data" -- sleep "$seconds" 2>/dev/null &
+    perf_pid=$!
+  fi
   printf '%s, %s: ' "$name" "$options"
   "$bin/tls_storm" --port $((port + 1)) --ca "$tls/ca.crt" --cert "$tls/client.crt" --key "$tls/client.key" \
     --storm "$storm" --give-up-ms "$give_up" --patient "$patient" --seconds "$seconds" \
     --server-pid $pid --counters "$counters"
+  if [ -n "${PERF:-}" ]; then
+    wait $perf_pid || true
+    perf report -i "$PERF/$run_number.data" --no-children --sort comm,dso --stdio 2>/dev/null |
+      grep -E '^ +[0-9.]+%' | head -n 12
+  fi
   kill $pid
   wait $pid || true
 done
