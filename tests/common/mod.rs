@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 mod resp_server;
+pub mod netns;
 pub mod servers;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use resp_server::{build_c_example, Server};

@@ -1,0 +1,365 @@
+/* client_transport MODE PORT CA CERT KEY [ARGS]
+ * A program of hiredis 1.2.0 (built with -DCLIENT_HIREDIS) or libvalkey 0.5.0
+ * (-DCLIENT_VALKEY), on the conntls transport of contrib/hiredis or contrib/libvalkey, or
+ * on the library's own OpenSSL TLS, against a TLS server on 127.0.0.1:PORT that wants the
+ * client certificate CERT/KEY (mutual TLS) and is signed by CA. One mode per run:
+ *   roundtrip conntls|openssl SIZE  SET and GET of a SIZE-byte value on a blocking context,
+ *                                   then, on conntls with hiredis, the same on an async
+ *                                   context (its poll adapter); every byte compared
+ *   wrongca OTHER_CA                the transport against a CA that did not sign the server:
+ *                                   refused, the message printed
+ *   reload OTHER_CA                 one connection; the conn_tls_ctx reloaded with OTHER_CA:
+ *                                   a second connection is refused while the first still
+ *                                   answers; reloaded back: a third connects
+ *   pipeline MIB                    MIB MiB of SETs (64 KiB values) pipelined through a 4 KiB
+ *                                   send buffer, then GETs of them: every reply right
+ *   badinput                        NULL context, NULL conn_tls_ctx, a context already on
+ *                                   TLS: an error and a message each
+ *   blackhole conntls|openssl HOST MS   connects to HOST (conntls: tcp-user-timeout MS), PINGs,
+ *                                   prints "connected", waits for a line on stdin (the test
+ *                                   makes the black hole meanwhile), PINGs again and prints
+ *                                   how long that took and how it ended
+ * Prints what it did; exit 0 when all held, 1 otherwise. */
+#include <conntls.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#ifdef CLIENT_HIREDIS
+#include "adapters/poll.h"
+#include "async.h"
+#include "hiredis.h"
+#include "hiredis_conntls.h"
+#include "hiredis_ssl.h"
+#define Context redisContext
+#define AsyncContext redisAsyncContext
+#define Reply redisReply
+#define CONNECT redisConnectWithTimeout
+#define ASYNC_CONNECT redisAsyncConnect
+#define COMMAND redisCommand
+#define APPEND redisAppendCommand
+#define GET_REPLY redisGetReply
+#define ASYNC_COMMAND redisAsyncCommand
+#define FREE redisFree
+#define INITIATE_CONNTLS redisInitiateConntls
+#define ST_OK REDIS_OK
+#define ST_ERR REDIS_ERR
+#define REPLY_STRING REDIS_REPLY_STRING
+#define POLL_ATTACH redisPollAttach
+#define POLL_TICK redisPollTick
+#define REPLY_STATUS REDIS_REPLY_STATUS
+#define REPLY_ERROR REDIS_REPLY_ERROR
+#define FREE_REPLY freeReplyObject
+static int initiate_openssl(Context *c, const char *ca, const char *cert, const char *key) {
+    redisSSLContextError e;
+    redisSSLContext *ssl = redisCreateSSLContext(ca, NULL, cert, key, "localhost", &e);
+    return ssl && redisInitiateSSLWithContext(c, ssl) == REDIS_OK ? ST_OK : ST_ERR; /* ssl kept: one per run */
+}
+#endif
+
+#ifdef CLIENT_VALKEY /* no event adapter ships in libvalkey's sdist: blocking contexts only */
+#include "tls.h"
+#include "valkey.h"
+#include "valkey_conntls.h"
+#define Context valkeyContext
+#define Reply valkeyReply
+#define CONNECT valkeyConnectWithTimeout
+#define COMMAND valkeyCommand
+#define APPEND valkeyAppendCommand
+#define GET_REPLY valkeyGetReply
+#define FREE valkeyFree
+#define INITIATE_CONNTLS valkeyInitiateConntls
+#define ST_OK VALKEY_OK
+#define ST_ERR VALKEY_ERR
+#define REPLY_STRING VALKEY_REPLY_STRING
+#define REPLY_STATUS VALKEY_REPLY_STATUS
+#define REPLY_ERROR VALKEY_REPLY_ERROR
+#define FREE_REPLY freeReplyObject
+static int initiate_openssl(Context *c, const char *ca, const char *cert, const char *key) {
+    valkeyTLSContextError e;
+    valkeyTLSContext *tls = valkeyCreateTLSContext(ca, NULL, cert, key, "localhost", &e);
+    return tls && valkeyInitiateTLSWithContext(c, tls) == VALKEY_OK ? ST_OK : ST_ERR; /* kept: one per run */
+}
+#endif
+
+static const char *port_s, *ca, *cert, *key;
+static int failed;
+
+#define EXPECT(cond, ...)                                      \
+    do {                                                       \
+        if (!(cond)) {                                         \
+            printf("FAILED (%s:%d): ", __FILE__, __LINE__);    \
+            printf(__VA_ARGS__);                               \
+            printf("\n");                                      \
+            failed = 1;                                        \
+        }                                                      \
+    } while (0)
+
+/* A client context of CA `ca_file` and the client certificate, with tcp-user-timeout
+ * `user_timeout_ms` when not NULL. */
+static conn_tls_ctx *client_ctx_with(const char *ca_file, const char *user_timeout_ms) {
+    char err[256];
+    conn_tls_config *cfg = conn_tls_config_new();
+    const char *options[][2] = {{"ca-cert-file", ca_file}, {"client-cert-file", cert}, {"client-key-file", key},
+                                {"tcp-user-timeout", user_timeout_ms}};
+    for (size_t i = 0; i < (user_timeout_ms ? 4u : 3u); i++)
+        if (conn_tls_config_set(cfg, options[i][0], options[i][1], err, sizeof err) != CONN_TLS_OK) {
+            printf("config %s: %s\n", options[i][0], err);
+            exit(2);
+        }
+    conn_tls_ctx *ctx = conn_tls_ctx_new(cfg, err, sizeof err);
+    conn_tls_config_free(cfg);
+    if (!ctx) {
+        printf("context: %s\n", err);
+        exit(2);
+    }
+    return ctx;
+}
+
+static conn_tls_ctx *client_ctx(const char *ca_file) {
+    return client_ctx_with(ca_file, NULL);
+}
+
+/* A connected blocking context: a connect timeout, no command timeout (as a program that
+ * sets none). */
+static Context *connect_to(const char *host) {
+    struct timeval tv = {.tv_sec = 20};
+    Context *c = CONNECT(host, atoi(port_s), tv);
+    if (!c || c->err) {
+        printf("connect: %s\n", c ? c->errstr : "out of memory");
+        exit(2);
+    }
+    return c;
+}
+
+static Context *connect_plain(void) {
+    return connect_to("127.0.0.1");
+}
+
+static char *pattern(size_t size, int seed) {
+    char *v = malloc(size);
+    for (size_t i = 0; i < size; i++) v[i] = (char)('a' + (i * 7 + (size_t)seed) % 26);
+    return v;
+}
+
+static int set_get(Context *c, const char *k, const char *v, size_t size) {
+    Reply *r = COMMAND(c, "SET %s %b", k, v, size);
+    int ok = r && r->type != REPLY_ERROR;
+    if (r) FREE_REPLY(r);
+    r = ok ? COMMAND(c, "GET %s", k) : NULL;
+    ok = r && r->type == REPLY_STRING && r->len == size && !memcmp(r->str, v, size);
+    if (!ok) printf("GET %s: %s\n", k, r ? "wrong value" : c->errstr);
+    if (r) FREE_REPLY(r);
+    return ok;
+}
+
+/* ---- async ---- */
+#ifdef POLL_TICK
+
+static size_t async_size;
+static const char *async_value;
+static int async_done, async_ok;
+
+static void on_get(AsyncContext *ac, void *reply, void *priv) {
+    (void)priv;
+    Reply *r = reply;
+    async_ok = r && r->type == REPLY_STRING && r->len == async_size && !memcmp(r->str, async_value, async_size);
+    if (!r) printf("async GET: %s\n", ac->errstr);
+    async_done = 1;
+}
+
+static int async_roundtrip(conn_tls_ctx *ctx, const char *v, size_t size) {
+    AsyncContext *ac = ASYNC_CONNECT("127.0.0.1", atoi(port_s));
+    if (!ac || ac->err) return 0;
+    if (INITIATE_CONNTLS(&ac->c, ctx, "localhost") != ST_OK) {
+        printf("async initiate: %s\n", ac->c.errstr);
+        return 0;
+    }
+    POLL_ATTACH(ac);
+    async_value = v;
+    async_size = size;
+    ASYNC_COMMAND(ac, NULL, NULL, "SET async %b", v, size);
+    ASYNC_COMMAND(ac, on_get, NULL, "GET async");
+    /* Bounded: at most 100,000 ticks of at most 0.1 s, each ending on an event. */
+    for (int i = 0; i < 100000 && !async_done && !ac->err; i++) POLL_TICK(ac, 0.1);
+    int ok = async_done && async_ok;
+    if (!async_done) printf("async: %s\n", ac->err ? ac->errstr : "no reply");
+    redisAsyncFree(ac);
+    return ok;
+}
+#endif
+
+/* ---- modes ---- */
+
+static int roundtrip(const char *transport, size_t size) {
+    char *v = pattern(size, 1);
+    Context *c = connect_plain();
+    conn_tls_ctx *ctx = client_ctx(ca);
+    int conntls = !strcmp(transport, "conntls");
+    int r = conntls ? INITIATE_CONNTLS(c, ctx, "localhost") : initiate_openssl(c, ca, cert, key);
+    EXPECT(r == ST_OK, "initiate (%s): %s", transport, c->errstr);
+    if (r == ST_OK) {
+        EXPECT(set_get(c, "sync", v, size), "sync round trip");
+        if (!failed) printf("sync: %zu bytes back byte for byte\n", size);
+    }
+    FREE(c);
+#ifdef POLL_TICK
+    if (conntls && !failed) {
+        EXPECT(async_roundtrip(ctx, v, size), "async round trip");
+        if (!failed) printf("async: %zu bytes back byte for byte\n", size);
+    }
+#endif
+    conn_tls_ctx_free(ctx);
+    free(v);
+    return failed;
+}
+
+static int wrongca(const char *other_ca) {
+    Context *c = connect_plain();
+    conn_tls_ctx *ctx = client_ctx(other_ca);
+    EXPECT(INITIATE_CONNTLS(c, ctx, "localhost") == ST_ERR, "a server of another CA was accepted");
+    printf("wrong CA: %s\n", c->errstr);
+    EXPECT(strstr(c->errstr, "verify") != NULL, "the message does not say verification failed");
+    FREE(c);
+    conn_tls_ctx_free(ctx);
+    return failed;
+}
+
+static int ping(Context *c) {
+    Reply *r = COMMAND(c, "PING");
+    int ok = r && r->type == REPLY_STATUS && !strcmp(r->str, "PONG");
+    if (r) FREE_REPLY(r);
+    return ok;
+}
+
+static int reload(const char *other_ca) {
+    conn_tls_ctx *ctx = client_ctx(ca);
+    char err[256];
+    Context *first = connect_plain();
+    EXPECT(INITIATE_CONNTLS(first, ctx, "localhost") == ST_OK, "first: %s", first->errstr);
+    const char *other[][2] = {{"ca-cert-file", other_ca}, {"client-cert-file", cert}, {"client-key-file", key}};
+    conn_tls_config *cfg = conn_tls_config_new();
+    for (int i = 0; i < 3; i++) conn_tls_config_set(cfg, other[i][0], other[i][1], err, sizeof err);
+    EXPECT(conn_tls_ctx_reload(ctx, cfg, err, sizeof err) == CONN_TLS_OK, "reload: %s", err);
+    conn_tls_config_free(cfg);
+    Context *second = connect_plain();
+    EXPECT(INITIATE_CONNTLS(second, ctx, "localhost") == ST_ERR, "after the reload, the old CA still verified");
+    printf("after reload to another CA: new connection refused (%s)\n", second->errstr);
+    EXPECT(ping(first), "the first connection stopped answering after the reload");
+    const char *back[][2] = {{"ca-cert-file", ca}, {"client-cert-file", cert}, {"client-key-file", key}};
+    cfg = conn_tls_config_new();
+    for (int i = 0; i < 3; i++) conn_tls_config_set(cfg, back[i][0], back[i][1], err, sizeof err);
+    EXPECT(conn_tls_ctx_reload(ctx, cfg, err, sizeof err) == CONN_TLS_OK, "reload back: %s", err);
+    conn_tls_config_free(cfg);
+    Context *third = connect_plain();
+    EXPECT(INITIATE_CONNTLS(third, ctx, "localhost") == ST_OK && ping(third), "after the reload back: %s", third->errstr);
+    if (!failed) printf("reload: first kept answering, second refused, third connected\n");
+    FREE(first);
+    FREE(second);
+    FREE(third);
+    conn_tls_ctx_free(ctx);
+    return failed;
+}
+
+static int pipeline(int mib) {
+    enum { VALUE = 64 * 1024 };
+    int count = mib * 16;
+    Context *c = connect_plain();
+    int small = 4096;
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    conn_tls_ctx *ctx = client_ctx(ca);
+    EXPECT(INITIATE_CONNTLS(c, ctx, "localhost") == ST_OK, "initiate: %s", c->errstr);
+    char **values = calloc((size_t)count, sizeof *values);
+    for (int i = 0; i < count; i++) {
+        values[i] = pattern(VALUE, i);
+        APPEND(c, "SET p:%d %b", i, values[i], (size_t)VALUE);
+    }
+    for (int i = 0; i < count; i++) APPEND(c, "GET p:%d", i);
+    int right = 0;
+    for (int i = 0; i < 2 * count && !failed; i++) {
+        void *reply = NULL;
+        if (GET_REPLY(c, &reply) != ST_OK) {
+            EXPECT(0, "reply %d: %s", i, c->errstr);
+            break;
+        }
+        Reply *r = reply;
+        if (i < count)
+            right += r->type == REPLY_STATUS;
+        else
+            right += r->type == REPLY_STRING && r->len == VALUE && !memcmp(r->str, values[i - count], VALUE);
+        FREE_REPLY(r);
+    }
+    EXPECT(right == 2 * count, "%d of %d replies right", right, 2 * count);
+    if (!failed) printf("pipeline: %d MiB of SETs through a 4 KiB send buffer, %d replies right\n", mib, right);
+    for (int i = 0; i < count; i++) free(values[i]);
+    free(values);
+    FREE(c);
+    conn_tls_ctx_free(ctx);
+    return failed;
+}
+
+static int badinput(void) {
+    conn_tls_ctx *ctx = client_ctx(ca);
+    EXPECT(INITIATE_CONNTLS(NULL, ctx, "localhost") == ST_ERR, "NULL context accepted");
+    Context *c = connect_plain();
+    EXPECT(INITIATE_CONNTLS(c, NULL, "localhost") == ST_ERR, "NULL conn_tls_ctx accepted");
+    printf("NULL conn_tls_ctx: %s\n", c->errstr);
+    EXPECT(strstr(c->errstr, "NULL") != NULL, "no message for a NULL conn_tls_ctx");
+    FREE(c);
+    c = connect_plain(); /* a context with an error set is not reused */
+    EXPECT(INITIATE_CONNTLS(c, ctx, "localhost") == ST_OK, "initiate: %s", c->errstr);
+    EXPECT(INITIATE_CONNTLS(c, ctx, "localhost") == ST_ERR, "a context already on TLS was initiated again");
+    printf("already on TLS: %s\n", c->errstr);
+    EXPECT(strstr(c->errstr, "already associated") != NULL, "no message for a context already on TLS");
+    FREE(c);
+    conn_tls_ctx_free(ctx);
+    return failed;
+}
+
+static double now_s(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static int blackhole(const char *transport, const char *host, const char *user_timeout_ms) {
+    Context *c = connect_to(host);
+    conn_tls_ctx *ctx = client_ctx_with(ca, user_timeout_ms);
+    int r = !strcmp(transport, "conntls") ? INITIATE_CONNTLS(c, ctx, NULL) : initiate_openssl(c, ca, cert, key);
+    if (r != ST_OK || !ping(c)) {
+        printf("set-up: %s\n", c->errstr);
+        return 2;
+    }
+    printf("connected\n");
+    fflush(stdout);
+    char line[16];
+    if (!fgets(line, sizeof line, stdin)) return 2;
+    double start = now_s();
+    int answered = ping(c);
+    printf("ping after %.1f s: %s\n", now_s() - start, answered ? "answered" : c->errstr);
+    FREE(c);
+    conn_tls_ctx_free(ctx);
+    return answered; /* 0: it failed, as it should */
+}
+
+int main(int argc, char **argv) {
+    if (argc < 6) {
+        fprintf(stderr, "usage: client_transport MODE PORT CA CERT KEY [ARGS]\n");
+        return 2;
+    }
+    const char *mode = argv[1];
+    port_s = argv[2];
+    ca = argv[3];
+    cert = argv[4];
+    key = argv[5];
+    if (!strcmp(mode, "roundtrip") && argc == 8) return roundtrip(argv[6], (size_t)atol(argv[7]));
+    if (!strcmp(mode, "wrongca") && argc == 7) return wrongca(argv[6]);
+    if (!strcmp(mode, "reload") && argc == 7) return reload(argv[6]);
+    if (!strcmp(mode, "pipeline") && argc == 7) return pipeline(atoi(argv[6]));
+    if (!strcmp(mode, "badinput")) return badinput();
+    if (!strcmp(mode, "blackhole") && argc == 9) return blackhole(argv[6], argv[7], argv[8]);
+    fprintf(stderr, "client_transport: bad arguments\n");
+    return 2;
+}
