@@ -15,6 +15,10 @@
  *                                   send buffer, then GETs of them: every reply right
  *   badinput                        NULL context, NULL conn_tls_ctx, a context already on
  *                                   TLS: an error and a message each
+ *   cluster SIZE                    (libvalkey) a cluster context whose node connections
+ *                                   go through valkeyClusterOptionsUseConntls: SET and GET
+ *                                   of a SIZE-byte value routed by the cluster, every byte
+ *                                   compared
  *   blackhole conntls|openssl HOST MS   connects to HOST (conntls: tcp-user-timeout MS), PINGs,
  *                                   prints "connected", waits for a line on stdin (the test
  *                                   makes the black hole meanwhile), PINGs again and prints
@@ -60,6 +64,7 @@ static int initiate_openssl(Context *c, const char *ca, const char *cert, const 
 #endif
 
 #ifdef CLIENT_VALKEY /* no event adapter ships in libvalkey's sdist: blocking contexts only */
+#include "cluster.h"
 #include "tls.h"
 #include "valkey.h"
 #include "valkey_conntls.h"
@@ -318,6 +323,35 @@ static int badinput(void) {
     return failed;
 }
 
+#ifdef CLIENT_VALKEY
+static int cluster(size_t size) {
+    char nodes[64];
+    snprintf(nodes, sizeof nodes, "127.0.0.1:%s", port_s);
+    conn_tls_ctx *ctx = client_ctx(ca);
+    valkeyClusterOptions options = {0};
+    options.initial_nodes = nodes;
+    EXPECT(valkeyClusterOptionsUseConntls(&options, ctx) == VALKEY_OK, "UseConntls");
+    EXPECT(valkeyClusterOptionsUseConntls(NULL, ctx) == VALKEY_ERR, "NULL options accepted");
+    valkeyClusterContext *cc = valkeyClusterConnectWithOptions(&options);
+    EXPECT(cc && !cc->err, "cluster connect: %s", cc ? cc->errstr : "out of memory");
+    char *v = pattern(size, 3);
+    if (!failed) {
+        valkeyReply *r = valkeyClusterCommand(cc, "SET cluster:key %b", v, size);
+        EXPECT(r && r->type == VALKEY_REPLY_STATUS, "cluster SET: %s", r ? r->str : cc->errstr);
+        if (r) freeReplyObject(r);
+        r = valkeyClusterCommand(cc, "GET cluster:key");
+        EXPECT(r && r->type == VALKEY_REPLY_STRING && r->len == size && !memcmp(r->str, v, size), "cluster GET: %s",
+               r ? "wrong value" : cc->errstr);
+        if (r) freeReplyObject(r);
+    }
+    if (!failed) printf("cluster: %zu bytes back byte for byte through the cluster context\n", size);
+    free(v);
+    valkeyClusterFree(cc);
+    conn_tls_ctx_free(ctx);
+    return failed;
+}
+#endif
+
 static double now_s(void) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -359,6 +393,9 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "reload") && argc == 7) return reload(argv[6]);
     if (!strcmp(mode, "pipeline") && argc == 7) return pipeline(atoi(argv[6]));
     if (!strcmp(mode, "badinput")) return badinput();
+#ifdef CLIENT_VALKEY
+    if (!strcmp(mode, "cluster") && argc == 7) return cluster((size_t)atol(argv[6]));
+#endif
     if (!strcmp(mode, "blackhole") && argc == 9) return blackhole(argv[6], argv[7], argv[8]);
     fprintf(stderr, "client_transport: bad arguments\n");
     return 2;

@@ -154,6 +154,39 @@ fn bad_input_gets_an_error_and_a_message() {
     }
 }
 
+/// libvalkey's cluster context over the transport: Debian's redis-server in cluster mode
+/// (tls-cluster yes, so CLUSTER SLOTS gives its TLS port),
+/// all slots on it, a 3 MiB value SET and read back through valkeyClusterCommand (the
+/// context connects to the node it learns from CLUSTER SLOTS through the TLS hook).
+#[test]
+fn libvalkey_cluster_context_over_conntls() {
+    let port = free_port();
+    let mut args = tls_server_args(port);
+    args.extend(["--cluster-enabled", "yes", "--tls-cluster", "yes"].map(String::from));
+    let server = ServerProcess::start(std::path::Path::new("/usr/bin/redis-server"), port, &args, false);
+    let c = certs();
+    let tls_cli = |cmd: &[&str]| {
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--tls", "--cacert"])
+            .arg(c.join("ca.crt"))
+            .arg("--cert")
+            .arg(c.join("client.crt"))
+            .arg("--key")
+            .arg(c.join("client.key"))
+            .args(cmd)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(tls_cli(&["cluster", "addslotsrange", "0", "16383"]).trim(), "OK");
+    let up = (0..600).any(|_| {
+        tls_cli(&["cluster", "info"]).contains("cluster_state:ok") || (std::thread::sleep(std::time::Duration::from_millis(100)), false).1
+    });
+    assert!(up, "the cluster never came up:\n{}", server.logs());
+    let out = client("libvalkey", port, &["cluster", "3145728"], false);
+    assert!(out.contains("cluster: 3145728 bytes back byte for byte"), "{out}");
+}
+
 /// The round trips and the bad input under valgrind: no error, no leak.
 #[test]
 fn valgrind_clean() {
