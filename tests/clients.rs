@@ -164,19 +164,9 @@ fn libvalkey_cluster_context_over_conntls() {
     let mut args = tls_server_args(port);
     args.extend(["--cluster-enabled", "yes", "--tls-cluster", "yes"].map(String::from));
     let server = ServerProcess::start(std::path::Path::new("/usr/bin/redis-server"), port, &args, false);
-    let c = certs();
     let tls_cli = |cmd: &[&str]| {
-        Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--tls", "--cacert"])
-            .arg(c.join("ca.crt"))
-            .arg("--cert")
-            .arg(c.join("client.crt"))
-            .arg("--key")
-            .arg(c.join("client.key"))
-            .args(cmd)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
+        let out = tls_command(std::path::Path::new("redis-cli"), port).args(cmd).output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
     };
     assert_eq!(tls_cli(&["cluster", "addslotsrange", "0", "16383"]).trim(), "OK");
     let up = (0..600).any(|_| {
@@ -215,22 +205,19 @@ fn black_hole_fails_fast_on_conntls_and_waits_on_the_stock_tls() {
     let (sdev, _) = ns.devices();
     let (plain, tls) = (6379u16, 6380u16);
     let c = certs();
+    // tls_server_args, then what the namespace needs (later options win).
+    let mut args = tls_server_args(tls);
+    args.extend(["--bind", Namespaces::SERVER_ADDR, "--protected-mode", "no", "--port", &plain.to_string()].map(String::from));
+    args.extend(["--logfile", "/dev/null"].map(String::from));
     let _server = Ended(
         Command::new("ip")
-        .args(["netns", "exec", &ns.server, "/usr/bin/redis-server", "--bind", Namespaces::SERVER_ADDR, "--protected-mode", "no"])
-        .args(["--port", &plain.to_string(), "--tls-port", &tls.to_string(), "--save", "", "--appendonly", "no"])
-        .arg("--tls-cert-file")
-        .arg(c.join("server.crt"))
-        .arg("--tls-key-file")
-        .arg(c.join("server.key"))
-        .arg("--tls-ca-cert-file")
-        .arg(c.join("ca.crt"))
-        .args(["--logfile", "/dev/null"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server in the namespace"),
+            .args(["netns", "exec", &ns.server, "/usr/bin/redis-server"])
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server in the namespace"),
     );
     let ready = (0..200).any(|_| {
         let out = Command::new("ip")

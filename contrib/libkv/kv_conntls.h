@@ -23,22 +23,11 @@ extern "C" {
 
 struct kvContext;
 
-/* Starts TLS on a connected context `c` with a client connection from `ctx`.
- *
- * `server_name` (copied) is sent as SNI and the server's certificate must match it (an IP
- * address is matched against the certificate's IP entries); NULL sends no SNI and checks
- * the chain only. The context keeps the socket it has: conntls never closes it; kvFree
- * frees the TLS state, then closes it as usual.
- *
- * Blocking contexts (kvConnect...) run the handshake to the end here, on the blocking
- * socket, within the context's timeouts; asynchronous and non-blocking ones start it,
- * and the first reads and writes finish it.
- * Returns KV_OK, or KV_ERR with c->err / c->errstr set (conntls's reason: the handshake,
- * the certificate, the socket); the context is then as before, without TLS. */
+/* kvInitiateConntls and kvGetConntls are libvalkey's valkeyInitiateConntls and
+ * valkeyGetConntls under libkv's names: see contrib/libvalkey/valkey_conntls.h for what they
+ * do, return and own. */
 LIBKV_API int kvInitiateConntls(struct kvContext *c, conn_tls_ctx *ctx, const char *server_name);
 
-/* The conntls connection under a context started by kvInitiateConntls (for
- * conn_tls_protocol, conn_tls_peer_cert_field, conn_tls_set_user_timeout...), or NULL. */
 LIBKV_API conn_tls *kvGetConntls(struct kvContext *c);
 
 #ifdef __cplusplus

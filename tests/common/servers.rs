@@ -260,9 +260,15 @@ fn strip_ansi(s: &str) -> String {
 /// A tree's cli or benchmark (`tool`), connected over TLS with the test client
 /// certificate to `server`.
 pub fn tls_tool(build: Build, tool: &str, server: &ServerProcess) -> Command {
+    tls_command(&build.binary(tool), server.port)
+}
+
+/// A redis-cli-style `program` (-h, -p, --tls, --cacert...) for the loopback TLS `port`,
+/// with the test client certificate.
+pub fn tls_command(program: &Path, port: u16) -> Command {
     let c = certs();
-    let mut cmd = Command::new(build.binary(tool));
-    cmd.args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "--tls"])
+    let mut cmd = Command::new(program);
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "--tls"])
         .arg("--cacert")
         .arg(c.join("ca.crt"))
         .arg("--cert")
