@@ -115,19 +115,33 @@ static ssize_t conntlsRead(CLIENT_CONTEXT *c, char *buf, size_t bufcap) {
 }
 
 /* Commits what conntls takes of the output buffer; the library trims that much. Blocking
- * contexts also wait until it is on the socket, as their callers expect. */
+ * contexts commit the whole buffer and wait until it is on the socket, as their callers
+ * expect, in one call: the library moves what is left of the buffer to its front after
+ * each return, so returning after each part would copy a large pipeline over and over. */
 static ssize_t conntlsWrite(CLIENT_CONTEXT *c) {
     clientConntls *t = c->privctx;
-    ssize_t n = conn_tls_write(t->conn, c->obuf, sdslen(c->obuf));
+    size_t len = sdslen(c->obuf);
+    ssize_t n = conn_tls_write(t->conn, c->obuf, len);
     if (n >= 0) {
         if (c->flags & CLIENT_BLOCK) {
+            size_t total = (size_t)n;
             int r = CONN_TLS_OK;
-            while (conn_tls_pending_write(t->conn) > 0 && (r = conn_tls_flush(t->conn)) == CONN_TLS_OK) {
+            for (;;) {
+                while (conn_tls_pending_write(t->conn) > 0 && (r = conn_tls_flush(t->conn)) == CONN_TLS_OK) {
+                }
+                if (r != CONN_TLS_OK || total == len) break;
+                n = conn_tls_write(t->conn, c->obuf + total, len - total);
+                if (n < 0) {
+                    r = (int)n;
+                    break;
+                }
+                total += (size_t)n;
             }
             if (r != CONN_TLS_OK) {
                 setConntlsError(c, t->conn, r);
                 return -1;
             }
+            return (ssize_t)total;
         }
         return n;
     }
