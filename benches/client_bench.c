@@ -14,37 +14,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#ifdef CLIENT_HIREDIS
-#include "hiredis.h"
-#include "hiredis_conntls.h"
-#include "hiredis_ssl.h"
-#define Context redisContext
-#define CONNECT redisConnect
-#define APPEND redisAppendCommand
-#define GET_REPLY redisGetReply
-#define INITIATE_CONNTLS redisInitiateConntls
-#define ST_OK REDIS_OK
-static int initiate_openssl(Context *c, const char *ca, const char *cert, const char *key) {
-    redisSSLContextError e;
-    redisSSLContext *ssl = redisCreateSSLContext(ca, NULL, cert, key, "localhost", &e);
-    return ssl && redisInitiateSSLWithContext(c, ssl) == REDIS_OK ? ST_OK : -1;
-}
-#else
-#include "tls.h"
-#include "valkey.h"
-#include "valkey_conntls.h"
-#define Context valkeyContext
-#define CONNECT valkeyConnect
-#define APPEND valkeyAppendCommand
-#define GET_REPLY valkeyGetReply
-#define INITIATE_CONNTLS valkeyInitiateConntls
-#define ST_OK VALKEY_OK
-static int initiate_openssl(Context *c, const char *ca, const char *cert, const char *key) {
-    valkeyTLSContextError e;
-    valkeyTLSContext *tls = valkeyCreateTLSContext(ca, NULL, cert, key, "localhost", &e);
-    return tls && valkeyInitiateTLSWithContext(c, tls) == VALKEY_OK ? ST_OK : -1;
-}
-#endif
+#include "../c_tests/client_library.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -89,7 +59,8 @@ int main(int argc, char **argv) {
     const char *ca = argv[2], *cert = argv[3], *key = argv[4];
     size_t size = (size_t)atol(argv[6]);
     long count = atol(argv[7]), pipeline = atol(argv[8]);
-    Context *c = CONNECT("127.0.0.1", atoi(argv[1]));
+    struct timeval tv = {.tv_sec = 20};
+    Context *c = CONNECT("127.0.0.1", atoi(argv[1]), tv);
     if (!c || c->err) return 2;
     int r;
     if (!strcmp(argv[5], "conntls")) {

@@ -1,0 +1,63 @@
+/* The client library a program of c_tests/client_transport.c or benches/client_bench.c is
+ * built against, under one set of names: hiredis 1.2.0 (-DCLIENT_HIREDIS) or libvalkey
+ * 0.5.0 (-DCLIENT_VALKEY), their conntls transports (contrib/hiredis, contrib/libvalkey)
+ * and initiate_openssl(), TLS through the library's own OpenSSL. */
+#ifndef CLIENT_LIBRARY_H
+#define CLIENT_LIBRARY_H
+
+#ifdef CLIENT_HIREDIS
+#include "async.h"
+#include "hiredis.h"
+#include "hiredis_conntls.h"
+#include "hiredis_ssl.h"
+#define Context redisContext
+#define AsyncContext redisAsyncContext
+#define Reply redisReply
+#define CONNECT redisConnectWithTimeout
+#define ASYNC_CONNECT redisAsyncConnect
+#define COMMAND redisCommand
+#define APPEND redisAppendCommand
+#define GET_REPLY redisGetReply
+#define ASYNC_COMMAND redisAsyncCommand
+#define FREE redisFree
+#define INITIATE_CONNTLS redisInitiateConntls
+#define ST_OK REDIS_OK
+#define ST_ERR REDIS_ERR
+#define REPLY_STRING REDIS_REPLY_STRING
+#define REPLY_STATUS REDIS_REPLY_STATUS
+#define REPLY_ERROR REDIS_REPLY_ERROR
+#define FREE_REPLY freeReplyObject
+static int initiate_openssl(Context *c, const char *ca, const char *cert, const char *key) {
+    redisSSLContextError e;
+    redisSSLContext *ssl = redisCreateSSLContext(ca, NULL, cert, key, "localhost", &e);
+    return ssl && redisInitiateSSLWithContext(c, ssl) == REDIS_OK ? ST_OK : ST_ERR; /* ssl kept: one per run */
+}
+#endif
+
+#ifdef CLIENT_VALKEY /* no event adapter ships in libvalkey's sdist: blocking contexts only */
+#include "cluster.h"
+#include "tls.h"
+#include "valkey.h"
+#include "valkey_conntls.h"
+#define Context valkeyContext
+#define Reply valkeyReply
+#define CONNECT valkeyConnectWithTimeout
+#define COMMAND valkeyCommand
+#define APPEND valkeyAppendCommand
+#define GET_REPLY valkeyGetReply
+#define FREE valkeyFree
+#define INITIATE_CONNTLS valkeyInitiateConntls
+#define ST_OK VALKEY_OK
+#define ST_ERR VALKEY_ERR
+#define REPLY_STRING VALKEY_REPLY_STRING
+#define REPLY_STATUS VALKEY_REPLY_STATUS
+#define REPLY_ERROR VALKEY_REPLY_ERROR
+#define FREE_REPLY freeReplyObject
+static int initiate_openssl(Context *c, const char *ca, const char *cert, const char *key) {
+    valkeyTLSContextError e;
+    valkeyTLSContext *tls = valkeyCreateTLSContext(ca, NULL, cert, key, "localhost", &e);
+    return tls && valkeyInitiateTLSWithContext(c, tls) == VALKEY_OK ? ST_OK : ST_ERR; /* kept: one per run */
+}
+#endif
+
+#endif /* CLIENT_LIBRARY_H */
