@@ -2,6 +2,7 @@
  * its status and message for the calling thread (conn_tls_thread_last_status / _error);
  * WANT_* and successes leave them alone; each thread has its own. Status names, and the
  * status constants as one signed type. */
+#include <openssl/err.h>
 #include <pthread.h>
 
 #include "testutil.h"
@@ -131,6 +132,47 @@ static void connections(void) {
     conn_tls_ctx_free(cli);
 }
 
+/* An error the caller left in its thread's OpenSSL queue (its own OpenSSL use, or a
+ * library's) changes no result of the data path, which does not empty the queue on the
+ * way in (it costs as much as a small write): each call empties it before the OpenSSL
+ * call that would read it, and leaves it empty. pending_read / _write never reach
+ * OpenSSL and leave it as it was. */
+static void stale_errors_of_the_caller(void) {
+    conn_tls_ctx *srv = server_ctx(), *cli = client_ctx();
+    pair p = connect_pair(srv, cli, "localhost", 0);
+    CHECK_EQ(handshake_both(p.s, p.c), CONN_TLS_OK);
+    char buf[64];
+    ERR_raise(ERR_LIB_USER, 1);
+    CHECK_EQ(conn_tls_read(p.s, buf, sizeof buf), CONN_TLS_WANT_READ); /* nothing sent yet */
+    CHECK_QUEUE_EMPTY();
+    ERR_raise(ERR_LIB_USER, 1);
+    CHECK_EQ(conn_tls_write(p.c, "ping", 4), 4);
+    CHECK_QUEUE_EMPTY();
+    ERR_raise(ERR_LIB_USER, 1);
+    CHECK_EQ(conn_tls_flush(p.c), CONN_TLS_OK);
+    CHECK_QUEUE_EMPTY();
+    ERR_raise(ERR_LIB_USER, 1);
+    CHECK_EQ(conn_tls_read(p.s, buf, sizeof buf), 4);
+    CHECK(memcmp(buf, "ping", 4) == 0);
+    CHECK_QUEUE_EMPTY();
+    ERR_raise(ERR_LIB_USER, 1);
+    struct iovec iov[2] = {{.iov_base = "po", .iov_len = 2}, {.iov_base = "ng", .iov_len = 2}};
+    CHECK_EQ(conn_tls_writev(p.s, iov, 2), 4);
+    CHECK_QUEUE_EMPTY();
+    ERR_raise(ERR_LIB_USER, 1);
+    CHECK_EQ(conn_tls_pending_write(p.s), 0);
+    CHECK_EQ(conn_tls_pending_read(p.c), 0);
+    CHECK(ERR_peek_error() != 0);
+    ERR_clear_error();
+    CHECK_EQ(read_exact(p.c, p.sv[1], buf, 4, 10), 0);
+    CHECK(memcmp(buf, "pong", 4) == 0);
+    CHECK_EQ(conn_tls_last_error(p.s)[0], 0);
+    CHECK_EQ(conn_tls_last_error(p.c)[0], 0);
+    close_pair(&p);
+    conn_tls_ctx_free(srv);
+    conn_tls_ctx_free(cli);
+}
+
 int main(void) {
     CHECK_EQ(conn_tls_thread_last_status(), CONN_TLS_OK);
     CHECK(conn_tls_thread_last_error() != NULL && conn_tls_thread_last_error()[0] == 0);
@@ -138,6 +180,7 @@ int main(void) {
     constructors();
     connections();
     CHECK_QUEUE_EMPTY();
+    stale_errors_of_the_caller();
     printf("errors: ok\n");
     return 0;
 }

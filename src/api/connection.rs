@@ -132,7 +132,7 @@ pub unsafe extern "C" fn conn_tls_handshake(c: *mut Connection) -> c_int {
 /// interest.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_read(c: *mut Connection, buf: *mut c_void, len: usize) -> ssize_t {
-    boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
+    boundary!(data_path, CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
         if buf.is_null() {
             return Err(Error::Invalid("read: buf is NULL".into()));
         }
@@ -146,7 +146,7 @@ pub unsafe extern "C" fn conn_tls_read(c: *mut Connection, buf: *mut c_void, len
 /// SSIZE_MAX is CONN_TLS_EINVAL, as writev(2) refuses it: nothing is read or written.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_write(c: *mut Connection, buf: *const c_void, len: usize) -> ssize_t {
-    boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
+    boundary!(data_path, CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
         if buf.is_null() && len > 0 {
             return Err(Error::Invalid("write: buf is NULL and len is not 0".into()));
         }
@@ -180,7 +180,7 @@ pub unsafe extern "C" fn conn_tls_write(c: *mut Connection, buf: *const c_void, 
 /// connection, none on an idle one.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_writev(c: *mut Connection, iov: *const iovec, iovcnt: c_int) -> ssize_t {
-    boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
+    boundary!(data_path, CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
         let entries = iov_entries(iov, iovcnt).map_err(Error::Invalid)?;
         conn.writev(entries.iter().map(|e| iov_piece(e)))
     }))
@@ -229,21 +229,21 @@ fn unusual_piece<'a>(null: bool, len: usize) -> Piece<'a> {
 /// some waits, CONN_TLS_ERR, or CONN_TLS_EINVAL for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_flush(c: *mut Connection) -> c_int {
-    boundary!(CONN_TLS_EINVAL, status_of(c, Connection::flush))
+    boundary!(data_path, CONN_TLS_EINVAL, status_of(c, Connection::flush))
 }
 
 /// Bytes committed but not yet on the socket (0 for NULL). While > 0, keep write interest
 /// on the fd and call conn_tls_flush when it is writable. Does not change the connection.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pending_write(c: *const Connection) -> usize {
-    boundary!(0, outside_pool(c).map_or(0, Connection::pending_write))
+    boundary!(no_openssl, 0, outside_pool(c).map_or(0, Connection::pending_write))
 }
 
 /// Decrypted bytes waiting to be read (0 for NULL): while > 0, call conn_tls_read without
 /// waiting for the fd. Does not change the connection.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pending_read(c: *const Connection) -> usize {
-    boundary!(0, outside_pool(c).map_or(0, Connection::pending_read))
+    boundary!(no_openssl, 0, outside_pool(c).map_or(0, Connection::pending_read))
 }
 
 /// Flushes what is committed, then sends close_notify (the peer's is not waited for).
