@@ -43,6 +43,11 @@ declare -A flavours=(
 # macro is undefined, so with the bundled jemalloc the objects call unprefixed names the
 # bundled library does not have. (AddressSanitizer builds use libc's malloc.)
 declare -A server_flags=([redis-7.0.15]="USE_SYSTEM_JEMALLOC=yes")
+# A built-in conntls tree's patch, and the files it needs beside it ("from:to-directory",
+# from contrib/): Valkey 8.1's valkey-cli, valkey-benchmark and Sentinel on
+# contrib/hiredis's transport (the server alone needs tls.c only: the module trees show it).
+declare -A clients_patch=([valkey-8.1.1]=valkey/valkey-8.1-clients.patch)
+declare -A clients_files=([valkey-8.1.1]="hiredis/hiredis_conntls.c:deps/hiredis hiredis/hiredis_conntls.h:deps/hiredis common/conntls_client.h:deps/hiredis")
 # What a distribution's build sets from its changelog; any fixed date does here.
 source_date_epoch=1735689600
 servers=("$@")
@@ -82,6 +87,11 @@ build() {
     flags+=(OPENSSL_CFLAGS="-I$top/include"
             LIBSSL_LIBS="-L$top/target/release -Wl,-rpath,$top/target/release -lconntls -lssl")
   fi
+  local patch=
+  if [ "$flavour" = conntls ] && [ -n "${clients_patch[$s]:-}" ]; then
+    patch=$top/contrib/${clients_patch[$s]}
+    flags+=(CONNTLS_CFLAGS="-I$top/include") # what pkg-config --cflags conntls gives when installed
+  fi
   local settings="${flags[*]}"
   if [ ! -f "$dest/build.flags" ] || [ "$(cat "$dest/build.flags")" != "$settings" ]; then
     rm -rf "$dest"
@@ -90,9 +100,21 @@ build() {
     echo "$settings" > "$dest/build.flags"
   fi
   if [[ $flavour == conntls* ]]; then
-    for f in "$program/tls.c" common/conntls_glue.h; do
-      cmp -s "$top/contrib/$f" "$dest/src/${f#*/}" || cp "$top/contrib/$f" "$dest/src/${f#*/}"
+    local files=("$program/tls.c:src" common/conntls_glue.h:src)
+    [ -n "$patch" ] && files+=(${clients_files[$s]})
+    for f in "${files[@]}"; do
+      local from=$top/contrib/${f%:*} to=$dest/${f#*:}/$(basename "${f%:*}")
+      cmp -s "$from" "$to" || cp "$from" "$to"
     done
+  fi
+  # The patch applied is kept beside the tree: a changed one is taken back, then applied.
+  if [ -f "$dest/conntls.patch" ] && ! cmp -s "$dest/conntls.patch" "$patch"; then
+    patch -d "$dest" -p1 -R -s -f <"$dest/conntls.patch" >&2
+    rm "$dest/conntls.patch"
+  fi
+  if [ -n "$patch" ] && [ ! -f "$dest/conntls.patch" ]; then
+    patch -d "$dest" -p1 -s -f <"$patch" >&2
+    cp "$patch" "$dest/conntls.patch"
   fi
   echo "servers: building $s $flavour ($settings)" >&2
   # No git, as in a distribution's build chroot: mkreleasehdr.sh then records sha 00000000
@@ -103,6 +125,7 @@ build() {
   if ! PATH="$no_git:$PATH" SOURCE_DATE_EPOCH=$source_date_epoch \
        make -C "$dest" -j"$(nproc)" "${flags[@]}" >"$dest/build.log" 2>&1; then
     tail -n 60 "$dest/build.log" >&2
+    rm -f "$dest/build.flags" # the server's make records its settings even when deps failed: next time from clean
     echo "servers: build of $s $flavour failed (log: $dest/build.log)" >&2
     exit 1
   fi

@@ -139,3 +139,40 @@ fn valkey_own_tls_tests_pass_as_on_stock() {
         run_own_tests(build, &io_threads, &["--io-threads", "--tags", "network"]);
     }
 }
+
+/// valkey-cli and valkey-benchmark on contrib/hiredis's transport (the conntls tree carries
+/// valkey-8.1-clients.patch): PING, a 3 MiB SET read back byte for byte and a benchmark
+/// without errors, against the stock server and the conntls one. A wrong CA is refused in
+/// conntls's words by that cli and in OpenSSL's by stock's, which shows which TLS made the
+/// connection.
+#[test]
+fn valkey_cli_and_benchmark_on_the_hiredis_transport() {
+    let _serial = one_at_a_time();
+    let other_ca = common::certs().join("other-ca.crt");
+    for server in [STOCK, CONNTLS[0]] {
+        let running = server.start(false);
+        cli_and_benchmark(CONNTLS[0], &running, 3 << 20);
+        let refusals = [
+            (CONNTLS[0], "Could not negotiate a TLS connection: peer certificate verify failed"),
+            (STOCK, "SSL_connect failed: certificate verify failed"),
+        ];
+        for (cli, words) in refusals {
+            let out = tls_tool(cli, "cli", &running).arg("--cacert").arg(&other_ca).arg("ping").output().expect("run the cli");
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(text.contains(words), "{cli} cli against {server}: {text}");
+        }
+        let logs = running.stop();
+        assert!(!logs.contains("AddressSanitizer"), "{server}:\n{logs}");
+    }
+}
+
+/// Valkey's own Sentinel suite over TLS, whole: on the conntls tree Sentinel's links to
+/// instances and to other sentinels run on contrib/hiredis's transport with the server's
+/// client context (valkey-8.1-clients.patch); on stock, on hiredis_ssl.
+#[test]
+fn valkey_sentinel_suite_over_tls_as_on_stock() {
+    let _serial = one_at_a_time();
+    for build in [STOCK, CONNTLS[0]] {
+        run_sentinel_tests(build);
+    }
+}

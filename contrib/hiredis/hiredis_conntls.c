@@ -9,6 +9,12 @@
 #include "async_private.h"
 #include "hiredis_conntls.h"
 #include "sds.h"
+#if defined(__has_include)
+#if __has_include("sdscompat.h")
+/* The hiredis that Valkey and Redis bundle in deps/ names sds hi_sds; this maps the names. */
+#include "sdscompat.h"
+#endif
+#endif
 
 /* hiredis's, not in its public headers (ssl.c declares it the same way). */
 void __redisSetError(redisContext *c, int type, const char *str);

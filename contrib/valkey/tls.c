@@ -228,10 +228,17 @@ int tlsInitiateKvContext(struct kvContext *c, const char *server_name) {
     return kvInitiateConntls(c, ctx, server_name) == KV_OK ? C_OK : C_ERR;
 }
 #else
-/* 8.1's sentinel.c makes its TLS links with hiredis_ssl on these OpenSSL contexts, which do
- * not exist on conntls: NULL, so Sentinel refuses TLS links to instances ("not
- * configured") instead of reaching into OpenSSL behind the library. (struct ssl_ctx_st is
- * OpenSSL's SSL_CTX, named without OpenSSL's headers.) */
+/* For Sentinel's links with valkey-8.1-clients.patch (src/sentinel.c puts them on
+ * contrib/hiredis's transport): the client context of the live generation, as
+ * replication's links use; NULL when TLS is not configured. */
+conn_tls_ctx *tlsClientContext(void) {
+    return contextFor(server.tls_auth_clients);
+}
+
+/* Stock 8.1's sentinel.c (no patch) makes its TLS links with hiredis_ssl on these OpenSSL
+ * contexts, which do not exist on conntls: NULL, so Sentinel refuses TLS links to
+ * instances ("not configured") instead of reaching into OpenSSL behind the library.
+ * (struct ssl_ctx_st is OpenSSL's SSL_CTX, named without OpenSSL's headers.) */
 struct ssl_ctx_st *valkey_tls_ctx = NULL;
 struct ssl_ctx_st *valkey_tls_client_ctx = NULL;
 #endif

@@ -39,7 +39,7 @@ pub fn built(server: &str) -> PathBuf {
 /// conntls, or Valkey's TLS-module builds, where `module` is the unmodified server with
 /// stock's module loaded and `conntls-module` the same server with the conntls module
 /// (built in a tree of its own) loaded in its place.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Build {
     pub server: &'static str,
     pub flavour: &'static str,
@@ -211,11 +211,7 @@ pub const BAD_LENGTH_TRIGGER: [&str; 6] = ["pipeline", "4", "40", "3", "1024", "
 /// unmodified server loading its src/valkey-tls.so): each of `files` alone (`--single`),
 /// with `extra` runtest arguments, must pass. Returns how many tests passed.
 pub fn run_own_tests(build: Build, files: &[&str], extra: &[&str]) -> usize {
-    let dir = build.tree();
-    if !dir.join("tests/tls/ca.crt").exists() {
-        let out = Command::new("./utils/gen-test-certs.sh").current_dir(&dir).output().expect("gen-test-certs.sh");
-        assert!(out.status.success(), "gen-test-certs.sh: {}", String::from_utf8_lossy(&out.stderr));
-    }
+    let dir = tree_with_test_certs(build);
     let tls = if build.module().is_some() { "--tls-module" } else { "--tls" };
     let mut passed = 0;
     for file in files {
@@ -238,6 +234,38 @@ pub fn run_own_tests(build: Build, files: &[&str], extra: &[&str]) -> usize {
     }
     println!("{build}: {passed} passed, 0 failed in {} {}", files.join(" "), extra.join(" "));
     passed
+}
+
+/// The tree, with the certificates its own test suites use (tests/tls).
+fn tree_with_test_certs(build: Build) -> PathBuf {
+    let dir = build.tree();
+    if !dir.join("tests/tls/ca.crt").exists() {
+        let out = Command::new("./utils/gen-test-certs.sh").current_dir(&dir).output().expect("gen-test-certs.sh");
+        assert!(out.status.success(), "gen-test-certs.sh: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    dir
+}
+
+/// The tree's whole Sentinel suite with --tls (`./runtest-sentinel --tls`: five sentinels
+/// and five instances, every link TLS with tls-replication, the suite checking each
+/// process's log for sanitizer reports). Must pass; returns how many tests passed.
+pub fn run_sentinel_tests(build: Build) -> usize {
+    let dir = tree_with_test_certs(build);
+    let out = Command::new("./runtest-sentinel")
+        .arg("--tls")
+        .current_dir(&dir)
+        .env("ASAN_OPTIONS", "detect_leaks=0")
+        .output()
+        .expect("run runtest-sentinel");
+    let text = strip_ansi(&String::from_utf8_lossy(&out.stdout));
+    let ok = text.lines().filter(|l| l.ends_with(": OK")).count();
+    assert!(
+        out.status.success() && text.contains("GOOD! No errors.") && ok > 0,
+        "{build}: ./runtest-sentinel --tls failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{build}: runtest-sentinel --tls: {ok} passed, 0 failed");
+    ok
 }
 
 fn strip_ansi(s: &str) -> String {
