@@ -19,6 +19,8 @@
 #define APPEND redisAppendCommand
 #define GET_REPLY redisGetReply
 #define ASYNC_COMMAND redisAsyncCommand
+#define ASYNC_FREE redisAsyncFree
+#define ASYNC_ON_DISCONNECT redisAsyncSetDisconnectCallback
 #define FREE redisFree
 #define INITIATE_CONNTLS redisInitiateConntls
 #define ST_OK REDIS_OK
@@ -34,14 +36,20 @@ static int initiate_openssl(Context *c, const char *ca, const char *cert, const 
 }
 #endif
 
-#ifdef CLIENT_VALKEY /* no event adapter ships in libvalkey's sdist: blocking contexts only */
+#ifdef CLIENT_VALKEY
+#include "async.h"
 #include "cluster.h"
 #include "tls.h"
 #include "valkey.h"
 #include "valkey_conntls.h"
 #define Context valkeyContext
+#define AsyncContext valkeyAsyncContext
 #define Reply valkeyReply
 #define CONNECT valkeyConnectWithTimeout
+#define ASYNC_CONNECT valkeyAsyncConnect
+#define ASYNC_COMMAND valkeyAsyncCommand
+#define ASYNC_FREE valkeyAsyncFree
+#define ASYNC_ON_DISCONNECT valkeyAsyncSetDisconnectCallback
 #define COMMAND valkeyCommand
 #define APPEND valkeyAppendCommand
 #define GET_REPLY valkeyGetReply
