@@ -6,6 +6,11 @@
 # certificates of scripts/make-certs.sh). Interleaved rounds; medians of requests/s and of
 # the client's CPU per request (getrusage: what the transport costs the client).
 # usage: benches/clients_side_by_side.sh [ROUNDS [COUNT [PIPELINE]]]
+#
+# With CALLGRIND=1, instead of timing: the client's instructions per request, counted by
+# callgrind (exact, whatever the machine's speed): each client runs COUNT and then 2*COUNT
+# SETs and GETs, and the difference of the two totals over 2*COUNT requests is what one
+# request costs the client, its connection and handshake left out. ROUNDS is then unused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5} count=${2:-20000} pipeline=${3:-16}
@@ -29,6 +34,27 @@ redis-server --port 0 --tls-port $port --bind 127.0.0.1 --save "" --appendonly n
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 sleep 1
+if [ "${CALLGRIND:-}" = 1 ]; then
+  instructions() { # LIB TRANSPORT SIZE COUNT: the client's instructions in total
+    local out=$bin/callgrind.out
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/client_bench_$1" $port "$certs/ca.crt" "$certs/client.crt" \
+      "$certs/client.key" "$2" "$3" "$4" "$pipeline" >/dev/null 2>"$bin/callgrind.log" || { cat "$bin/callgrind.log" >&2; exit 1; }
+    sed -n 's/^summary: //p' "$out"
+  }
+  echo "| library, value size ($pipeline in flight) | instructions per request, conntls transport | own TLS | conntls / own |"
+  echo "|---|---|---|---|"
+  for lib in hiredis libvalkey; do
+    for size in 32 32768; do
+      declare -A per
+      for transport in conntls openssl; do
+        one=$(instructions $lib $transport $size "$count") two=$(instructions $lib $transport $size $((2 * count)))
+        per[$transport]=$(( (two - one) / (2 * count) ))
+      done
+      printf '| %s, %s B | %s | %s | %.3f |\n' $lib $size "${per[conntls]}" "${per[openssl]}" "$(echo "${per[conntls]} / ${per[openssl]}" | bc -l)"
+    done
+  done
+  exit 0
+fi
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 declare -A set get cpu
 for round in $(seq "$rounds"); do
