@@ -25,8 +25,7 @@ unsigned long ERR_peek_error(void);
         }                                                                                    \
     } while (0)
 
-/* Every call leaves the thread's OpenSSL error queue empty (it starts empty here: the
- * harness makes no OpenSSL call of its own between them). */
+/* Every call leaves the thread's OpenSSL error queue empty. */
 #define EXPECT_QUEUE_EMPTY() EXPECT(ERR_peek_error() == 0)
 
 static inline int is_status(long long r) {

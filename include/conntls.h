@@ -19,10 +19,9 @@
  *  - Threads: a conn_tls_ctx and a conn_tls_config may be used from any number of threads
  *    at once. A conn_tls is used by one thread at a time, but any thread: the caller's own
  *    hand-off (a mutex, a queue) is all the synchronisation needed.
- *  - Every call that reaches OpenSSL leaves the calling thread's OpenSSL error queue
- *    empty (conn_tls_pending_read / _write never do, and leave it as it was). No call
- *    aborts, prints, installs signal handlers, raises SIGPIPE, blocks on a non-blocking
- *    fd or closes the caller's fd.
+ *  - Every call leaves the calling thread's OpenSSL error queue empty. No call aborts,
+ *    prints, installs signal handlers, raises SIGPIPE, blocks on a non-blocking fd or
+ *    closes the caller's fd.
  *  - NULL handles never crash: status calls give CONN_TLS_EINVAL, constructors NULL,
  *    counts and generations 0, strings "". Every _free accepts NULL. A const handle means
  *    the call does not change it.

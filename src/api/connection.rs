@@ -236,14 +236,14 @@ pub unsafe extern "C" fn conn_tls_flush(c: *mut Connection) -> c_int {
 /// on the fd and call conn_tls_flush when it is writable. Does not change the connection.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pending_write(c: *const Connection) -> usize {
-    boundary!(no_openssl, 0, outside_pool(c).map_or(0, Connection::pending_write))
+    boundary!(data_path, 0, outside_pool(c).map_or(0, Connection::pending_write))
 }
 
 /// Decrypted bytes waiting to be read (0 for NULL): while > 0, call conn_tls_read without
 /// waiting for the fd. Does not change the connection.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pending_read(c: *const Connection) -> usize {
-    boundary!(no_openssl, 0, outside_pool(c).map_or(0, Connection::pending_read))
+    boundary!(data_path, 0, outside_pool(c).map_or(0, Connection::pending_read))
 }
 
 /// Flushes what is committed, then sends close_notify (the peer's is not waited for).

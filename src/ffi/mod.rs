@@ -53,25 +53,20 @@ pub fn status_name(status: c_int) -> &'static CStr {
 /// queue is empty before and after.
 ///
 /// Emptying the queue costs about as much as a small write (ERR_peek_error looks up the
-/// thread's error state: ~440 instructions on OpenSSL 3.0), so the calls a client makes
-/// per request take two lighter forms:
-/// - `data_path`: read, write, writev, flush. Their core empties the queue right before
-///   each OpenSSL call whose result depends on it, so only the way out is checked.
-/// - `no_openssl`: pending_read / pending_write, which never reach OpenSSL and so can
-///   neither need an empty queue nor leave anything in it.
+/// thread's error state: 200-440 instructions on OpenSSL 3.0), so the calls a client makes
+/// per request (read, write, writev, flush, pending_read/_write) take the `data_path` form,
+/// which empties it on the way out only: their core empties it right before each OpenSSL
+/// call whose result depends on it, and the others never reach OpenSSL.
 macro_rules! boundary {
     ($default:expr, $body:expr) => {{
         $crate::ossl::clear_error_queue();
         $crate::ffi::boundary!(data_path, $default, $body)
     }};
     (data_path, $default:expr, $body:expr) => {{
-        let value = $crate::ffi::boundary!(no_openssl, $default, $body);
-        $crate::ossl::clear_error_queue();
-        value
-    }};
-    (no_openssl, $default:expr, $body:expr) => {{
         $crate::ffi::enter();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body));
+        $crate::ossl::clear_error_queue();
+        match result {
             Ok(value) => value,
             Err(payload) => {
                 $crate::ffi::record_panic(payload);
