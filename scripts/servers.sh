@@ -2,7 +2,9 @@
 # Builds the servers Debian ships, stock and on conntls, from Debian's source packages:
 #   target/servers/<server>/stock    BUILD_TLS=yes, the server's own src/tls.c
 #   target/servers/<server>/conntls  contrib/<program>/tls.c in place of src/tls.c, with
-#                                    contrib/common/conntls_glue.h beside it
+#                                    contrib/common/conntls_glue.h beside it (Valkey 8.1.1:
+#                                    also valkey-8.1-clients.patch, its clients on
+#                                    contrib/hiredis)
 # and, for Valkey, its TLS as a loadable module (BUILD_TLS=module):
 #   target/servers/<server>/module          stock, untouched: the server a distribution
 #                                           would ship, and stock's src/valkey-tls.so
