@@ -137,6 +137,15 @@ static void connections(void) {
  * way in (it costs as much as a small write): each call empties it before the OpenSSL
  * call that would read it, and every call leaves it empty. */
 static void stale_errors_of_the_caller(void) {
+    /* A libconntls with OpenSSL linked into it (the OpenSSL 3.5 / 4.0 builds of the test
+     * matrix) has an error queue of its own, not this program's: nothing to check. */
+    ERR_raise(ERR_LIB_USER, 1);
+    conn_tls_config_free(NULL);
+    if (ERR_peek_error() != 0) {
+        ERR_clear_error();
+        printf("errors: libconntls carries its own OpenSSL; the caller's stale errors are not its\n");
+        return;
+    }
     conn_tls_ctx *srv = server_ctx(), *cli = client_ctx();
     pair p = connect_pair(srv, cli, "localhost", 0);
     CHECK_EQ(handshake_both(p.s, p.c), CONN_TLS_OK);
