@@ -65,11 +65,8 @@ int main(int argc, char **argv) {
     int r;
     if (!strcmp(argv[5], "conntls")) {
         char err[256];
-        conn_tls_config *cfg = conn_tls_config_new();
-        conn_tls_config_set(cfg, "ca-cert-file", ca, err, sizeof err);
-        conn_tls_config_set(cfg, "client-cert-file", cert, err, sizeof err);
-        conn_tls_config_set(cfg, "client-key-file", key, err, sizeof err);
-        conn_tls_ctx *ctx = conn_tls_ctx_new(cfg, err, sizeof err);
+        conn_tls_config *cfg = client_config(ca, cert, key, NULL, err, sizeof err);
+        conn_tls_ctx *ctx = cfg ? conn_tls_ctx_new(cfg, err, sizeof err) : NULL;
         conn_tls_config_free(cfg);
         r = ctx ? INITIATE_CONNTLS(c, ctx, "localhost") : -1;
     } else {

@@ -1,7 +1,7 @@
 /* The client library a program of c_tests/client_transport.c or benches/client_bench.c is
  * built against, under one set of names: hiredis 1.2.0 (-DCLIENT_HIREDIS) or libvalkey
  * 0.5.0 (-DCLIENT_VALKEY), their conntls transports (contrib/hiredis, contrib/libvalkey)
- * and initiate_openssl(), TLS through the library's own OpenSSL. */
+ * with client_config(), and initiate_openssl(), TLS through the library's own OpenSSL. */
 #ifndef CLIENT_LIBRARY_H
 #define CLIENT_LIBRARY_H
 
@@ -67,5 +67,21 @@ static int initiate_openssl(Context *c, const char *ca, const char *cert, const 
     return tls && valkeyInitiateTLSWithContext(c, tls) == VALKEY_OK ? ST_OK : ST_ERR; /* kept: one per run */
 }
 #endif
+
+/* The conntls client configuration of CA `ca`, client certificate `cert` / `key` and, when
+ * not NULL, tcp-user-timeout `user_timeout_ms`; NULL with the reason in `err` when an
+ * option is refused. */
+static conn_tls_config *client_config(const char *ca, const char *cert, const char *key, const char *user_timeout_ms,
+                                      char *err, size_t errlen) {
+    const char *options[][2] = {{"ca-cert-file", ca}, {"client-cert-file", cert}, {"client-key-file", key},
+                                {"tcp-user-timeout", user_timeout_ms}};
+    conn_tls_config *cfg = conn_tls_config_new();
+    for (size_t i = 0; cfg && i < (user_timeout_ms ? 4u : 3u); i++)
+        if (conn_tls_config_set(cfg, options[i][0], options[i][1], err, errlen) != CONN_TLS_OK) {
+            conn_tls_config_free(cfg);
+            return NULL;
+        }
+    return cfg;
+}
 
 #endif /* CLIENT_LIBRARY_H */

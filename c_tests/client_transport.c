@@ -58,14 +58,11 @@ static int failed;
  * `user_timeout_ms` when not NULL. */
 static conn_tls_ctx *client_ctx_with(const char *ca_file, const char *user_timeout_ms) {
     char err[256];
-    conn_tls_config *cfg = conn_tls_config_new();
-    const char *options[][2] = {{"ca-cert-file", ca_file}, {"client-cert-file", cert}, {"client-key-file", key},
-                                {"tcp-user-timeout", user_timeout_ms}};
-    for (size_t i = 0; i < (user_timeout_ms ? 4u : 3u); i++)
-        if (conn_tls_config_set(cfg, options[i][0], options[i][1], err, sizeof err) != CONN_TLS_OK) {
-            printf("config %s: %s\n", options[i][0], err);
-            exit(2);
-        }
+    conn_tls_config *cfg = client_config(ca_file, cert, key, user_timeout_ms, err, sizeof err);
+    if (!cfg) {
+        printf("config: %s\n", err);
+        exit(2);
+    }
     conn_tls_ctx *ctx = conn_tls_ctx_new(cfg, err, sizeof err);
     conn_tls_config_free(cfg);
     if (!ctx) {
@@ -274,19 +271,15 @@ static int reload(const char *other_ca) {
     char err[256];
     Context *first = connect_plain();
     EXPECT(INITIATE_CONNTLS(first, ctx, "localhost") == ST_OK, "first: %s", first->errstr);
-    const char *other[][2] = {{"ca-cert-file", other_ca}, {"client-cert-file", cert}, {"client-key-file", key}};
-    conn_tls_config *cfg = conn_tls_config_new();
-    for (int i = 0; i < 3; i++) conn_tls_config_set(cfg, other[i][0], other[i][1], err, sizeof err);
-    EXPECT(conn_tls_ctx_reload(ctx, cfg, err, sizeof err) == CONN_TLS_OK, "reload: %s", err);
+    conn_tls_config *cfg = client_config(other_ca, cert, key, NULL, err, sizeof err);
+    EXPECT(cfg && conn_tls_ctx_reload(ctx, cfg, err, sizeof err) == CONN_TLS_OK, "reload: %s", err);
     conn_tls_config_free(cfg);
     Context *second = connect_plain();
     EXPECT(INITIATE_CONNTLS(second, ctx, "localhost") == ST_ERR, "after the reload, the old CA still verified");
     printf("after reload to another CA: new connection refused (%s)\n", second->errstr);
     EXPECT(ping(first), "the first connection stopped answering after the reload");
-    const char *back[][2] = {{"ca-cert-file", ca}, {"client-cert-file", cert}, {"client-key-file", key}};
-    cfg = conn_tls_config_new();
-    for (int i = 0; i < 3; i++) conn_tls_config_set(cfg, back[i][0], back[i][1], err, sizeof err);
-    EXPECT(conn_tls_ctx_reload(ctx, cfg, err, sizeof err) == CONN_TLS_OK, "reload back: %s", err);
+    cfg = client_config(ca, cert, key, NULL, err, sizeof err);
+    EXPECT(cfg && conn_tls_ctx_reload(ctx, cfg, err, sizeof err) == CONN_TLS_OK, "reload back: %s", err);
     conn_tls_config_free(cfg);
     Context *third = connect_plain();
     EXPECT(INITIATE_CONNTLS(third, ctx, "localhost") == ST_OK && ping(third), "after the reload back: %s", third->errstr);

@@ -127,8 +127,8 @@ static ssize_t conntlsWrite(CLIENT_CONTEXT *c) {
             size_t total = (size_t)n;
             int r = CONN_TLS_OK;
             for (;;) {
-                while (conn_tls_pending_write(t->conn) > 0 && (r = conn_tls_flush(t->conn)) == CONN_TLS_OK) {
-                }
+                /* On the blocking socket a flush sends everything or the timeout expired. */
+                if (conn_tls_pending_write(t->conn) > 0) r = conn_tls_flush(t->conn);
                 if (r != CONN_TLS_OK || total == len) break;
                 n = conn_tls_write(t->conn, c->obuf + total, len - total);
                 if (n < 0) {
