@@ -15,7 +15,8 @@
 # build does: the build id a TLS module must match (src/mkreleasehdr.sh) is then made of the
 # version and that date alone. Every tree of one server comes from the same fetched source.
 # A finished build is reused: make rebuilds only what changed (the adapter is copied only
-# when it differs), and a tree whose build flags changed is rebuilt from clean.
+# when it differs), and a tree whose build flags, patch or files under deps/ changed is
+# rebuilt from clean.
 #
 #   scripts/servers.sh [SERVER...]   default: every server below (redis-7.0.15 ...)
 #   FLAVOURS="stock conntls" builds only those trees (default: all of each server);
@@ -89,35 +90,39 @@ build() {
     flags+=(OPENSSL_CFLAGS="-I$top/include"
             LIBSSL_LIBS="-L$top/target/release -Wl,-rpath,$top/target/release -lconntls -lssl")
   fi
-  local patch=
+  local files=() patch=
+  if [[ $flavour == conntls* ]]; then
+    files=("$program/tls.c:src" common/conntls_glue.h:src)
+  fi
   if [ "$flavour" = conntls ] && [ -n "${clients_patch[$s]:-}" ]; then
     patch=$top/contrib/${clients_patch[$s]}
+    files+=(${clients_files[$s]})
     flags+=(CONNTLS_CFLAGS="-I$top/include") # what pkg-config --cflags conntls gives when installed
   fi
   local settings="${flags[*]}"
-  if [ ! -f "$dest/build.flags" ] || [ "$(cat "$dest/build.flags")" != "$settings" ]; then
+  # The server's make rebuilds what changed in src/, but neither applies patches nor
+  # rebuilds its dependencies once built: a changed flag, patch or file under deps/ means a
+  # build from clean.
+  local fresh= applied=$dest/conntls.patch
+  if [ ! -f "$dest/build.flags" ] || [ "$(cat "$dest/build.flags")" != "$settings" ]; then fresh=1; fi
+  if [ -n "$patch" ]; then cmp -s "$applied" "$patch" || fresh=1; elif [ -f "$applied" ]; then fresh=1; fi
+  for f in "${files[@]}"; do
+    if [[ ${f#*:} == deps/* ]] && ! cmp -s "$top/contrib/${f%:*}" "$dest/${f#*:}/$(basename "${f%:*}")"; then fresh=1; fi
+  done
+  if [ -n "$fresh" ]; then
     rm -rf "$dest"
     mkdir -p "$dest"
     cp -a "$tree/." "$dest/"
+    if [ -n "$patch" ]; then
+      patch -d "$dest" -p1 -s -f <"$patch" >&2
+      cp "$patch" "$applied"
+    fi
     echo "$settings" > "$dest/build.flags"
   fi
-  if [[ $flavour == conntls* ]]; then
-    local files=("$program/tls.c:src" common/conntls_glue.h:src)
-    [ -n "$patch" ] && files+=(${clients_files[$s]})
-    for f in "${files[@]}"; do
-      local from=$top/contrib/${f%:*} to=$dest/${f#*:}/$(basename "${f%:*}")
-      cmp -s "$from" "$to" || cp "$from" "$to"
-    done
-  fi
-  # The patch applied is kept beside the tree: a changed one is taken back, then applied.
-  if [ -f "$dest/conntls.patch" ] && ! cmp -s "$dest/conntls.patch" "$patch"; then
-    patch -d "$dest" -p1 -R -s -f <"$dest/conntls.patch" >&2
-    rm "$dest/conntls.patch"
-  fi
-  if [ -n "$patch" ] && [ ! -f "$dest/conntls.patch" ]; then
-    patch -d "$dest" -p1 -s -f <"$patch" >&2
-    cp "$patch" "$dest/conntls.patch"
-  fi
+  for f in "${files[@]}"; do
+    local from=$top/contrib/${f%:*} to=$dest/${f#*:}/$(basename "${f%:*}")
+    cmp -s "$from" "$to" || cp "$from" "$to"
+  done
   echo "servers: building $s $flavour ($settings)" >&2
   # No git, as in a distribution's build chroot: mkreleasehdr.sh then records sha 00000000
   # and dirty 0. (The trees sit inside this repository's checkout, whose commit would
