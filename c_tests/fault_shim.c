@@ -7,13 +7,20 @@
  *     with EPIPE or ECONNRESET and every recv with ECONNRESET (a dead socket), and, for
  *     one seed in four, setting a TCP option fails (ENOPROTOOPT).
  *
- * The driver (c_tests/faults.c) calls faults_arm and faults_injected, which it finds
- * only when this library is preloaded. */
+ * and, for the handshake pool's start (c_tests/pool_faults.c):
+ *
+ *   faults_fail_start(epoll_after, threads_after): epoll_create1 or pthread_create fails
+ *     (EMFILE, EAGAIN) once that many calls of it have succeeded; -1 leaves it alone.
+ *
+ * The drivers (c_tests/faults.c, c_tests/pool_faults.c) call these functions, which they
+ * find only when this library is preloaded. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -99,4 +106,39 @@ int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
         return -1;
     }
     return real(fd, level, name, value, len);
+}
+
+static int epoll_left = -1, threads_left = -1;
+
+void faults_fail_start(int epoll_after, int threads_after) {
+    epoll_left = epoll_after;
+    threads_left = threads_after;
+}
+
+/* Whether this call fails: when its countdown has reached 0 (then it stays there). */
+static int fails_now(int *left) {
+    if (*left < 0) return 0;
+    if (*left == 0) {
+        injected++;
+        return 1;
+    }
+    --*left;
+    return 0;
+}
+
+int epoll_create1(int flags) {
+    static int (*real)(int);
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "epoll_create1");
+    if (fails_now(&epoll_left)) {
+        errno = EMFILE;
+        return -1;
+    }
+    return real(flags);
+}
+
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *), void *arg) {
+    static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+    if (!real) real = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))dlsym(RTLD_NEXT, "pthread_create");
+    if (fails_now(&threads_left)) return EAGAIN;
+    return real(thread, attr, start, arg);
 }

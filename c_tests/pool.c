@@ -2,7 +2,8 @@
  * The handshake pool: 1000 connections through it with the bound enforced, a peer that
  * never sends its hello timing out, BUSY that takes nothing, statuses and user pointers
  * coming back right, calls on a connection inside the pool refused and its free deferred
- * to the collection, and the argument checks. */
+ * to the collection, the pool's fd readable exactly while something waits, one
+ * connection per fd, and the argument checks. */
 #include "testutil.h"
 
 enum { MAX_CONNS = 1000, MAX_INFLIGHT = 32 };
@@ -196,6 +197,106 @@ static void hands_off_while_inside(void) {
     conn_tls_ctx_free(srv);
 }
 
+/* The pool's fd is readable if and only if a finished connection waits. Workers once
+ * queued a connection, unlocked, and only then counted it on the eventfd: a collect in
+ * between took the connection and found no count to take, the count came after, and the
+ * fd stayed readable with nothing to collect (an event loop watching it spun at 100% CPU
+ * for good). Rounds of handshakes that fail at once (the peer has closed) against a
+ * collector in a tight loop, the fd checked after every round. */
+static void readable_iff_waiting(void) {
+    enum { ROUND = 400 };
+    int max_rounds = TOTAL < MAX_CONNS ? 5 : 500; /* fewer under valgrind */
+    conn_tls_ctx *srv = server_ctx();
+    conn_tls_pool *pool = conn_tls_pool_new(2, 4096, 10000);
+    CHECK(pool);
+    int pool_fd = conn_tls_pool_fd(pool), rounds = 0, stray = 0;
+    double deadline = now_s() + 60;
+    static int fds[ROUND];
+    for (; rounds < max_rounds && now_s() < deadline && !stray; rounds++) {
+        for (int i = 0; i < ROUND; i++) {
+            int pair[2];
+            socket_pair(pair);
+            close(pair[1]);
+            fds[i] = pair[0];
+            conn_tls *c = conn_tls_new_server(srv, fds[i]);
+            CHECK(c);
+            CHECK_EQ(conn_tls_pool_submit(pool, c, NULL), CONN_TLS_OK);
+        }
+        for (int got = 0; got < ROUND;) {
+            conn_tls *c;
+            void *user;
+            int status;
+            CHECK(now_s() < deadline + 30);
+            if (conn_tls_pool_collect(pool, &c, &user, &status) != 1) continue;
+            CHECK_EQ(status, CONN_TLS_ERR);
+            conn_tls_free(c);
+            got++;
+        }
+        stray = wait_readable(pool_fd, 0);
+        for (int i = 0; i < ROUND; i++) close(fds[i]);
+    }
+    printf("pool: %d rounds of %d handshakes collected in a tight loop; fd readable with nothing to collect: %s\n",
+           rounds, ROUND, stray ? "yes" : "no");
+    CHECK(!stray);
+    /* And readable while one waits. */
+    int pair[2];
+    socket_pair(pair);
+    close(pair[1]);
+    CHECK_EQ(conn_tls_pool_submit(pool, conn_tls_new_server(srv, pair[0]), NULL), CONN_TLS_OK);
+    CHECK(wait_readable(pool_fd, 10000));
+    conn_tls *c;
+    void *user;
+    int status;
+    CHECK_EQ(conn_tls_pool_collect(pool, &c, &user, &status), 1);
+    conn_tls_free(c);
+    CHECK(!wait_readable(pool_fd, 0));
+    close(pair[0]);
+    conn_tls_pool_free(pool);
+    conn_tls_ctx_free(srv);
+}
+
+/* Pool jobs are keyed by connection, and two connections on one fd cannot be inside at
+ * once (an fd closed and reused while its first handshake runs): the second is refused
+ * untouched, and the first still comes back with its own tag. A connection freed after
+ * its handshake finished but before the collection comes back as the header says: `*c`
+ * NULL, CONN_TLS_EINVAL. */
+static void one_connection_per_fd(void) {
+    conn_tls_ctx *srv = server_ctx(), *cli = client_ctx();
+    conn_tls_pool *pool = conn_tls_pool_new(1, 8, 60000);
+    CHECK(pool);
+    int fds[2];
+    socket_pair(fds);
+    conn_tls *first = conn_tls_new_server(srv, fds[0]), *second = conn_tls_new_server(srv, fds[0]);
+    CHECK_EQ(conn_tls_pool_submit(pool, first, &fds[0]), CONN_TLS_OK);
+    CHECK_EQ(conn_tls_pool_submit(pool, second, &fds[1]), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_thread_last_error(), "same fd");
+    CHECK(conn_tls_last_error(second)[0] == 0);
+    conn_tls_free(second);
+    /* The first finishes against a real client, and is freed before it is collected. */
+    conn_tls *client = conn_tls_new_client(cli, fds[1], "localhost");
+    double deadline = now_s() + 20;
+    while (!wait_readable(conn_tls_pool_fd(pool), 1) && now_s() < deadline) conn_tls_handshake(client);
+    CHECK(wait_readable(conn_tls_pool_fd(pool), 0));
+    conn_tls_free(first);
+    conn_tls *back = first;
+    void *user = NULL;
+    int status = 0;
+    CHECK_EQ(conn_tls_pool_collect(pool, &back, &user, &status), 1);
+    CHECK(back == NULL);
+    CHECK(user == &fds[0]);
+    CHECK_EQ(status, CONN_TLS_EINVAL);
+    CHECK(!wait_readable(conn_tls_pool_fd(pool), 0));
+    /* The fd is free for a new connection in the pool. */
+    conn_tls *again = conn_tls_new_server(srv, fds[0]);
+    CHECK_EQ(conn_tls_pool_submit(pool, again, NULL), CONN_TLS_OK);
+    conn_tls_pool_free(pool);
+    conn_tls_free(client);
+    close(fds[0]);
+    close(fds[1]);
+    conn_tls_ctx_free(srv);
+    conn_tls_ctx_free(cli);
+}
+
 static void bad_arguments(void) {
     CHECK(conn_tls_pool_new(0, 1, 1) == NULL);
     CHECK(conn_tls_pool_new(1, 0, 1) == NULL);
@@ -222,6 +323,8 @@ int main(int argc, char **argv) {
     bad_arguments();
     slowloris_and_busy();
     hands_off_while_inside();
+    one_connection_per_fd();
+    readable_iff_waiting();
     thousand();
     printf("pool: ok\n");
     return 0;

@@ -547,9 +547,9 @@ const char *conn_tls_thread_last_error(void);
 
  Ownership: the caller owns the pool and frees it with conn_tls_pool_free.
  Threads: submit, collect and fd may be called from any thread.
- Returns NULL when an argument is 0 (CONN_TLS_EINVAL) or the threads cannot start
- (CONN_TLS_ERR); the reason is recorded for the thread (conn_tls_thread_last_error) and
- logged.
+ Returns NULL when an argument is 0 (CONN_TLS_EINVAL) or a worker cannot start (its
+ thread, its poller or its eventfd: CONN_TLS_ERR, and no thread is left running); the
+ reason is recorded for the thread (conn_tls_thread_last_error) and logged.
  */
 conn_tls_pool *conn_tls_pool_new(unsigned int threads, unsigned int max_inflight, unsigned int timeout_ms);
 
@@ -563,7 +563,9 @@ conn_tls_pool *conn_tls_pool_new(unsigned int threads, unsigned int max_inflight
  Returns CONN_TLS_OK; CONN_TLS_BUSY when max_inflight connections are inside (nothing
  taken: retry after collecting, or refuse the client); CONN_TLS_EINVAL for NULL, and
  for a connection already inside a pool (submitted again before it was collected:
- an event loop that still watches its fd), which changes nothing: the pool keeps it.
+ an event loop that still watches its fd), which changes nothing: the pool keeps it;
+ and CONN_TLS_EINVAL for a connection whose fd is the fd of another connection inside
+ this pool (nothing taken: two handshakes cannot share one socket).
 
  While a connection is inside, every other conn_tls_* call on it is refused with
  CONN_TLS_EINVAL ("the connection is inside a handshake pool ...") and changes nothing;
@@ -573,7 +575,9 @@ conn_tls_pool *conn_tls_pool_new(unsigned int threads, unsigned int max_inflight
 int conn_tls_pool_submit(conn_tls_pool *pool, conn_tls *c, void *user);
 
 /*
- A file descriptor that is readable while finished connections wait to be collected:
+ A file descriptor that is readable exactly while finished connections wait to be
+ collected (an event loop woken by it always finds one; after the last is collected it
+ is no longer readable):
  watch it for reading in the caller's event loop. It belongs to the pool (do not close
  or read it). Returns -1 for NULL. Does not change the pool.
  */
@@ -586,7 +590,8 @@ int conn_tls_pool_fd(const conn_tls_pool *pool);
  handshake status to `*status` (CONN_TLS_OK, or CONN_TLS_ERR with the reason in
  conn_tls_last_error(*c), e.g. "handshake timed out"); the caller owns `*c` again.
  A connection given to conn_tls_free while inside comes back freed: `*c` NULL,
- `*status` CONN_TLS_EINVAL, `*user` its tag; the library no longer uses its fd.
+ `*status` CONN_TLS_EINVAL, `*user` its tag, whether its handshake had ended or not;
+ the library no longer uses its fd.
  Returns 0 when none waits (outputs untouched), CONN_TLS_EINVAL for a NULL argument.
  */
 int conn_tls_pool_collect(conn_tls_pool *pool, conn_tls **c, void **user, int *status);

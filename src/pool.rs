@@ -14,7 +14,7 @@
 //! the worker drops the handshake, and the collection frees the connection and tells the
 //! caller that its fd is no longer used.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ffi::c_int;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -81,15 +81,21 @@ struct Worker {
     incoming: Mutex<Vec<Job>>,
     /// eventfd that wakes the worker when jobs arrive (or on stop).
     wake: OwnedFd,
+    /// The worker's poller, made with the pool: a worker that could not make one would
+    /// take jobs it never drives.
+    epoll: OwnedFd,
 }
 
 struct Shared {
     workers: Vec<Worker>,
+    /// Finished connections, and `ready`'s count beside them: both change under this lock
+    /// only, so the fd is readable exactly while the queue holds something.
     finished: Mutex<VecDeque<Finished>>,
     /// Semaphore eventfd: its count is the number of finished connections waiting.
     ready: OwnedFd,
-    /// How many connections are inside (submitted, not yet collected): bounded.
-    inside: Mutex<usize>,
+    /// The connections inside (submitted, not yet collected), by fd: bounded in number,
+    /// and one per fd.
+    inside: Mutex<HashSet<c_int>>,
     max_inside: usize,
     timeout: Duration,
     next_worker: AtomicUsize,
@@ -106,6 +112,9 @@ pub struct Pool {
 pub enum Refused {
     /// The pool holds max_inflight connections already.
     Busy(Box<Connection>),
+    /// Another connection on the same fd is inside (an fd closed and reused while its
+    /// first connection's handshake runs): the two would share one socket.
+    FdInside(Box<Connection>),
 }
 
 fn eventfd(flags: c_int) -> Result<OwnedFd, String> {
@@ -121,41 +130,52 @@ fn signal(fd: &OwnedFd) {
     unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
 }
 
+fn epoll() -> Result<OwnedFd, String> {
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("epoll_create1: {}", std::io::Error::last_os_error()));
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 fn drain(fd: &OwnedFd) -> bool {
     let mut value: u64 = 0;
     unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) == 8 }
 }
 
 impl Pool {
-    /// Err(Invalid) for a zero argument, Err(Fatal) when the threads cannot start.
+    /// Err(Invalid) for a zero argument, Err(Fatal) when a worker's eventfd, its poller or
+    /// its thread cannot be made (threads already started are stopped again).
     pub fn new(threads: usize, max_inflight: usize, timeout: Duration) -> Result<Pool, Error> {
         if threads == 0 || max_inflight == 0 || timeout.is_zero() {
             return Err(Error::Invalid("threads, max_inflight and timeout_ms must all be at least 1".into()));
         }
         let workers = (0..threads)
-            .map(|_| Ok(Worker { incoming: Mutex::new(Vec::new()), wake: eventfd(0)? }))
+            .map(|_| Ok(Worker { incoming: Mutex::new(Vec::new()), wake: eventfd(0)?, epoll: epoll()? }))
             .collect::<Result<Vec<_>, String>>()
-            .map_err(Error::Fatal)?;
+            .map_err(|e| Error::Fatal(format!("cannot start the handshake pool: {e}")))?;
         let shared = Arc::new(Shared {
             workers,
             finished: Mutex::new(VecDeque::new()),
-            ready: eventfd(libc::EFD_SEMAPHORE).map_err(Error::Fatal)?,
-            inside: Mutex::new(0),
+            ready: eventfd(libc::EFD_SEMAPHORE).map_err(|e| Error::Fatal(format!("cannot start the handshake pool: {e}")))?,
+            inside: Mutex::new(HashSet::new()),
             max_inside: max_inflight,
             timeout,
             next_worker: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
-        let threads = (0..threads)
-            .map(|i| {
-                let shared = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("conntls-hs-{i}"))
-                    .spawn(move || run_worker(&shared, i))
-                    .map_err(|e| Error::Fatal(format!("cannot start a pool thread: {e}")))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        Ok(Pool { shared, threads })
+        // Built up thread by thread: on a failure, dropping the pool stops and joins the
+        // threads already running.
+        let mut pool = Pool { shared, threads: Vec::with_capacity(threads) };
+        for i in 0..threads {
+            let shared = Arc::clone(&pool.shared);
+            let thread = std::thread::Builder::new()
+                .name(format!("conntls-hs-{i}"))
+                .spawn(move || run_worker(&shared, i))
+                .map_err(|e| Error::Fatal(format!("cannot start a handshake pool thread: {e}")))?;
+            pool.threads.push(thread);
+        }
+        Ok(pool)
     }
 
     /// Takes `conn` and drives its handshake on a worker thread. (A connection already
@@ -165,10 +185,12 @@ impl Pool {
         let s = &self.shared;
         {
             let mut inside_here = s.inside.lock().unwrap_or_else(|e| e.into_inner());
-            if *inside_here >= s.max_inside {
+            if inside_here.len() >= s.max_inside {
                 return Err(Refused::Busy(conn));
             }
-            *inside_here += 1;
+            if !inside_here.insert(conn.fd()) {
+                return Err(Refused::FdInside(conn));
+            }
         }
         let index = s.next_worker.fetch_add(1, Ordering::Relaxed) % s.workers.len();
         {
@@ -183,20 +205,26 @@ impl Pool {
         Ok(())
     }
 
-    /// One finished connection, if any waits; one released while inside is freed here.
+    /// One finished connection, if any waits; one released while inside is freed here and
+    /// comes back as Err(Invalid), whenever its handshake ended.
     pub fn collect(&self) -> Option<Finished> {
         let s = &self.shared;
-        let mut finished = s.finished.lock().unwrap_or_else(|e| e.into_inner()).pop_front()?;
-        drain(&s.ready);
-        *s.inside.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        let released = {
+        let mut finished = {
+            let mut queue = s.finished.lock().unwrap_or_else(|e| e.into_inner());
+            let finished = queue.pop_front()?;
+            drain(&s.ready);
+            finished
+        };
+        let released = finished.conn.as_deref().is_some_and(|conn| {
+            s.inside.lock().unwrap_or_else(|e| e.into_inner()).remove(&conn.fd());
             let mut map = inside();
-            let entry = finished.conn.as_deref().and_then(|conn| map.remove(&address(conn)));
+            let entry = map.remove(&address(conn));
             COUNT.store(map.len(), Ordering::Release);
             entry.is_some_and(|entry| entry.released)
-        };
+        });
         if released {
             finished.conn = None;
+            finished.result = Err(Error::Invalid("released while inside the pool".into()));
         }
         Some(finished)
     }
@@ -227,59 +255,57 @@ fn address(conn: &Connection) -> usize {
     conn as *const Connection as usize
 }
 
-/// A worker: its own epoll over the fds of the handshakes it drives.
+/// A worker: its own epoll over the fds of the handshakes it drives. Jobs are keyed by
+/// their connection's address (the epoll tag), not by fd: the pool refuses a second
+/// connection on an fd that is inside, and the key does not depend on that.
 fn run_worker(shared: &Shared, index: usize) {
     let me = &shared.workers[index];
-    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if epoll < 0 {
-        log::error!("conntls: pool thread {index}: epoll_create1 failed");
-        return;
-    }
-    let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+    let epoll = &me.epoll;
     const WAKE: u64 = u64::MAX;
-    watch(&epoll, me.wake.as_raw_fd(), libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32, WAKE);
-    let mut jobs: HashMap<c_int, Job> = HashMap::new();
+    watch(epoll, me.wake.as_raw_fd(), libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32, WAKE);
+    let mut jobs: HashMap<usize, Job> = HashMap::new();
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
     while !shared.stop.load(Ordering::Acquire) {
         let now = Instant::now();
         let next_deadline = jobs.values().map(|j| j.deadline).min();
         let wait_ms = next_deadline.map_or(1000, |d| d.saturating_duration_since(now).as_millis().min(1000) as c_int + 1);
         let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as c_int, wait_ms) };
-        let mut to_step: Vec<c_int> = Vec::new();
+        let mut to_step: Vec<usize> = Vec::new();
         for event in &events[..n.max(0) as usize] {
             if event.u64 == WAKE {
                 drain(&me.wake);
                 for job in std::mem::take(&mut *me.incoming.lock().unwrap_or_else(|e| e.into_inner())) {
-                    let fd = job.conn.fd();
-                    watch(&epoll, fd, libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32, fd as u64);
-                    jobs.insert(fd, job);
+                    let key = address(&job.conn);
+                    watch(epoll, job.conn.fd(), libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32, key as u64);
+                    jobs.insert(key, job);
                     // The first step needs no readiness: a server sends nothing first, but
                     // a client (or a hello already received) can start now.
-                    to_step.push(fd);
+                    to_step.push(key);
                 }
                 // A wake may be a release: that handshake ends here, unstepped.
-                let gone: Vec<c_int> = jobs.iter().filter(|(_, job)| released(address(&job.conn))).map(|(fd, _)| *fd).collect();
-                for fd in gone {
-                    finish(shared, &epoll, &mut jobs, fd, Err(Error::Invalid("released while inside the pool".into())));
+                let gone: Vec<usize> = jobs.keys().copied().filter(|key| released(*key)).collect();
+                for key in gone {
+                    finish(shared, epoll, &mut jobs, key, Err(Error::Invalid("released while inside the pool".into())));
                 }
             } else {
-                to_step.push(event.u64 as c_int);
+                to_step.push(event.u64 as usize);
             }
         }
-        for fd in to_step {
-            let Some(job) = jobs.get_mut(&fd) else { continue };
+        for key in to_step {
+            let Some(job) = jobs.get_mut(&key) else { continue };
+            let fd = job.conn.fd();
             match job.conn.handshake() {
-                Err(Error::WantRead) => watch(&epoll, fd, libc::EPOLL_CTL_MOD, libc::EPOLLIN as u32, fd as u64),
-                Err(Error::WantWrite) => watch(&epoll, fd, libc::EPOLL_CTL_MOD, libc::EPOLLOUT as u32, fd as u64),
-                result => finish(shared, &epoll, &mut jobs, fd, result),
+                Err(Error::WantRead) => watch(epoll, fd, libc::EPOLL_CTL_MOD, libc::EPOLLIN as u32, key as u64),
+                Err(Error::WantWrite) => watch(epoll, fd, libc::EPOLL_CTL_MOD, libc::EPOLLOUT as u32, key as u64),
+                result => finish(shared, epoll, &mut jobs, key, result),
             }
         }
         let now = Instant::now();
-        let expired: Vec<c_int> = jobs.iter().filter(|(_, j)| j.deadline <= now).map(|(fd, _)| *fd).collect();
-        for fd in expired {
-            if let Some(job) = jobs.get_mut(&fd) {
+        let expired: Vec<usize> = jobs.iter().filter(|(_, j)| j.deadline <= now).map(|(key, _)| *key).collect();
+        for key in expired {
+            if let Some(job) = jobs.get_mut(&key) {
                 let error = job.conn.die(format!("handshake timed out after {} ms (the peer stalled)", shared.timeout.as_millis()));
-                finish(shared, &epoll, &mut jobs, fd, Err(error));
+                finish(shared, epoll, &mut jobs, key, Err(error));
             }
         }
     }
@@ -290,12 +316,16 @@ fn watch(epoll: &OwnedFd, fd: c_int, op: c_int, events: u32, tag: u64) {
     unsafe { libc::epoll_ctl(epoll.as_raw_fd(), op, fd, &mut event) };
 }
 
-fn finish(shared: &Shared, epoll: &OwnedFd, jobs: &mut HashMap<c_int, Job>, fd: c_int, result: Result<(), Error>) {
-    let Some(mut job) = jobs.remove(&fd) else { return };
-    unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+fn finish(shared: &Shared, epoll: &OwnedFd, jobs: &mut HashMap<usize, Job>, key: usize, result: Result<(), Error>) {
+    let Some(mut job) = jobs.remove(&key) else { return };
+    unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, job.conn.fd(), std::ptr::null_mut()) };
     if let Err(e) = &result {
         job.conn.note_error(e);
     }
-    shared.finished.lock().unwrap_or_else(|e| e.into_inner()).push_back(Finished { conn: Some(job.conn), user: job.user, result });
+    // Queued and counted under one lock: a collect in between would otherwise take the
+    // item and leave the count behind, and the fd would stay readable with nothing to
+    // collect (an event loop watching it then never sleeps).
+    let mut queue = shared.finished.lock().unwrap_or_else(|e| e.into_inner());
+    queue.push_back(Finished { conn: Some(job.conn), user: job.user, result });
     signal(&shared.ready);
 }

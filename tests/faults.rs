@@ -1,7 +1,9 @@
 //! c_tests/faults.c under c_tests/fault_shim.c (LD_PRELOAD): seeded EINTR, EAGAIN, short
 //! counts, ECONNRESET, EPIPE and setsockopt failures while 4 MiB go each way in mixed
 //! writev batches. Transient faults: every byte arrives, no error. Fatal ones: a clean,
-//! sticky CONN_TLS_ERR with a message, no hang; and under valgrind no leak.
+//! sticky CONN_TLS_ERR with a message, no hang; and under valgrind no leak. And
+//! c_tests/pool_faults.c under the same shim: a handshake pool whose worker cannot make
+//! its poller or its thread is refused at creation, with no thread left behind.
 mod common;
 use common::*;
 
@@ -71,4 +73,11 @@ fn faults_under_valgrind() {
     for (mode, seed) in [("transient", 1), ("transient", 2), ("fatal", 1), ("fatal", 5), ("fatal", 2)] {
         println!("{}", run(mode, seed, "0.5", true));
     }
+}
+
+#[test]
+fn pool_whose_worker_cannot_start_is_refused() {
+    let exe = build_c("pool_faults", Link::Shared, &[]);
+    let out = run_ok(Command::new(exe).env("LD_PRELOAD", shim()));
+    println!("{}", String::from_utf8_lossy(&out.stdout).trim());
 }
