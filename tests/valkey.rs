@@ -127,14 +127,15 @@ fn the_unmodified_server_loads_either_tls_module() {
 
 /// Valkey's own tests with TLS on the network path: unit/tls, unit/networking, a
 /// replication file, a cluster file over tls-cluster, and the files tagged `network` that
-/// Valkey's daily CI runs with --io-threads. Each must pass on both conntls builds and on
-/// stock (so a failure here is conntls's, not the tree's).
+/// Valkey's daily CI runs with --io-threads. Each must pass on both conntls builds, after
+/// one rerun at most; a file that fails twice is run on stock (or stock's module), and
+/// fails the test only where it passes there (run_own_tests).
 #[test]
 fn valkey_own_tls_tests_pass_as_on_stock() {
     let _serial = one_at_a_time();
     let files = ["unit/tls", "unit/networking", "integration/block-repl", "unit/cluster/cluster-response-tls"];
     let io_threads = ["unit/protocol", "unit/pubsub", "unit/tracking"];
-    for build in [STOCK, CONNTLS[0], CONNTLS[1]] {
+    for build in CONNTLS {
         run_own_tests(build, &files, &[]);
         run_own_tests(build, &io_threads, &["--io-threads", "--tags", "network"]);
     }
@@ -168,11 +169,23 @@ fn valkey_cli_and_benchmark_on_the_hiredis_transport() {
 
 /// Valkey's own Sentinel suite over TLS, whole: on the conntls tree Sentinel's links to
 /// instances and to other sentinels run on contrib/hiredis's transport with the server's
-/// client context (valkey-8.1-clients.patch); on stock, on hiredis_ssl.
+/// client context (valkey-8.1-clients.patch). A unit that fails runs again; one that
+/// fails twice runs on stock (hiredis_ssl), and fails the test only where it passes there
+/// (run_sentinel_tests).
 #[test]
 fn valkey_sentinel_suite_over_tls_as_on_stock() {
     let _serial = one_at_a_time();
-    for build in [STOCK, CONNTLS[0]] {
-        run_sentinel_tests(build);
-    }
+    run_sentinel_tests(CONNTLS[0]);
+}
+
+/// The Sentinel suite's failures are found by unit, for their reruns: a failed test, an
+/// error caught in a unit, a check after it; the units that passed are not named.
+#[test]
+fn sentinel_failures_are_found_by_unit() {
+    let text = "Testing unit: 00-base.tcl\n12:00:01> Basic failover works: OK\n\
+                Testing unit: 05-manual.tcl\n12:00:02> Manual failover works: FAILED: no failover\n\
+                (Jumping to next unit after error)\nTesting unit: 06-ckquorum.tcl\n12:00:03> CKQUORUM: OK\n\
+                Testing unit: 07-down-conditions.tcl\nFAILED: caught an error in the test boom\n\
+                Testing unit: 08-hostname-conf.tcl\nERROR: Sentinel has leaked fds to scripts:\n";
+    assert_eq!(common::servers::failed_sentinel_units(text), ["05-manual.tcl", "07-down-conditions.tcl", "08-hostname-conf.tcl"]);
 }
