@@ -103,9 +103,6 @@ static void context_errors(void) {
 
     const char *no_ca[] = {"cert-file", cert("server.crt"), "key-file", cert("server.key"), NULL};
     expect_ctx_error(no_ca, "auth-clients", "CA");
-    const char *no_ca_optional[] = {"cert-file", cert("server.crt"), "key-file", cert("server.key"),
-                                    "auth-clients", "optional", NULL};
-    expect_ctx_error(no_ca_optional, "optional", "CA");
 
     /* Certificates outside their validity period are refused up front. */
     const char *expired[] = {"cert-file", cert("expired.crt"), "key-file", cert("server.key"), "auth-clients", "no", NULL};

@@ -269,6 +269,26 @@ static void verification_failures(void) {
     CHECK_EQ(r, CONN_TLS_ERR);
     CHECK_CONTAINS(conn_tls_last_error(p.s), "certificate");
     close_pair(&p);
+
+    /* auth-clients optional with no CA (what a server serves after CONFIG SET
+     * tls-auth-clients optional without one): a client without a certificate connects, a
+     * client's certificate fails verification, as with OpenSSL's empty trust store. */
+    conn_tls_ctx *no_ca = ctx_from(config_of("cert-file", cert("server.crt"), "key-file", cert("server.key"),
+                                             "auth-clients", "optional", NULL));
+    p = connect_pair(no_ca, anonymous, "localhost", 0);
+    CHECK_EQ(handshake_both(p.s, p.c), CONN_TLS_OK);
+    exchange(&p);
+    close_pair(&p);
+    p = connect_pair(no_ca, cli, "localhost", 0);
+    r = handshake_both(p.s, p.c);
+    if (r == CONN_TLS_OK) {
+        char b[8];
+        r = read_exact(p.c, p.sv[1], b, 1, 5);
+    }
+    CHECK_EQ(r, CONN_TLS_ERR);
+    CHECK_CONTAINS(conn_tls_last_error(p.s), "verify failed");
+    close_pair(&p);
+    conn_tls_ctx_free(no_ca);
     conn_tls_ctx_free(anonymous);
     conn_tls_ctx_free(srv);
     conn_tls_ctx_free(cli);

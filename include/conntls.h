@@ -426,10 +426,13 @@ int conn_tls_session_reused(const conn_tls *c);
  `err` naming the file or option and the reason (missing, unreadable, not a regular
  file, too large, not PEM, wrong or missing passphrase, key does not match the
  certificate, a certificate outside its validity period or whose validity cannot be
- read, no CA while auth-clients is yes/optional, no usable cipher, a group this
+ read, no CA while auth-clients is yes, no usable cipher, a group this
  OpenSSL does not know...). The same status and message are recorded for the thread
  (conn_tls_thread_last_status: CONN_TLS_EINVAL for a NULL cfg, else CONN_TLS_ERR).
- A context without cert-file/key-file makes client connections only.
+ A context without cert-file/key-file makes client connections only. With
+ auth-clients optional and no CA, clients without a certificate connect and a
+ certificate a client presents fails its verification (as with an empty trust store:
+ what Valkey and Redis do after CONFIG SET tls-auth-clients optional with no CA).
  */
 conn_tls_ctx *conn_tls_ctx_new(const conn_tls_config *cfg, char *err, size_t errlen);
 

@@ -364,7 +364,11 @@ fn build_server(src: &Sources, trust: &Trust, store: Option<&X509Store>) -> Resu
         AuthClients::Yes => ffi::SSL_VERIFY_PEER | ffi::SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
         AuthClients::Optional => ffi::SSL_VERIFY_PEER,
     };
-    if verify != ffi::SSL_VERIFY_NONE && store.is_none() {
+    // Clients must authenticate and nothing could check them: refused. `optional` without
+    // a CA is what servers accept at runtime (CONFIG SET tls-auth-clients optional): a
+    // client without a certificate connects, one that presents a certificate fails its
+    // verification, as OpenSSL does with an empty trust store.
+    if o.auth_clients() == AuthClients::Yes && store.is_none() {
         return Err(format!(
             "auth-clients is {} but no CA is set to check clients with (ca-cert-file or ca-cert-dir)",
             o.get("auth-clients").unwrap_or_default()

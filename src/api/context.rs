@@ -35,10 +35,13 @@ const CONN_TLS_CERT_CA: c_int = CertKind::CONN_TLS_CERT_CA as c_int;
 /// `err` naming the file or option and the reason (missing, unreadable, not a regular
 /// file, too large, not PEM, wrong or missing passphrase, key does not match the
 /// certificate, a certificate outside its validity period or whose validity cannot be
-/// read, no CA while auth-clients is yes/optional, no usable cipher, a group this
+/// read, no CA while auth-clients is yes, no usable cipher, a group this
 /// OpenSSL does not know...). The same status and message are recorded for the thread
 /// (conn_tls_thread_last_status: CONN_TLS_EINVAL for a NULL cfg, else CONN_TLS_ERR).
-/// A context without cert-file/key-file makes client connections only.
+/// A context without cert-file/key-file makes client connections only. With
+/// auth-clients optional and no CA, clients without a certificate connect and a
+/// certificate a client presents fails its verification (as with an empty trust store:
+/// what Valkey and Redis do after CONFIG SET tls-auth-clients optional with no CA).
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_ctx_new(cfg: *const Config, err: *mut c_char, errlen: usize) -> *mut Context {
     boundary!(std::ptr::null_mut(), {
