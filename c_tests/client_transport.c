@@ -21,6 +21,9 @@
  *                                   go through valkeyClusterOptionsUseConntls: SET and GET
  *                                   of a SIZE-byte value routed by the cluster, every byte
  *                                   compared
+ *   cluster-stopped                 (libvalkey) a cluster context on a node that the test
+ *                                   stops after "connected" and a line on stdin: each
+ *                                   later command's error, printed
  *   blackhole conntls|openssl HOST MS   connects to HOST (conntls: tcp-user-timeout MS), PINGs,
  *                                   prints "connected", waits for a line on stdin (the test
  *                                   makes the black hole meanwhile), PINGs again and prints
@@ -342,21 +345,40 @@ static int badinput(void) {
     printf("already on TLS: %s\n", c->errstr);
     EXPECT(strstr(c->errstr, "already associated") != NULL, "no message for a context already on TLS");
     FREE(c);
+    /* A context whose connect failed (libvalkey's cluster client calls the TLS hook after
+     * a failed reconnect too): refused, and the connect's own error stays. Port 1 on
+     * loopback: nothing listens there. */
+    struct timeval tv = {.tv_sec = 20};
+    c = CONNECT("127.0.0.1", 1, tv);
+    EXPECT(c && c->err, "a connect to port 1 succeeded");
+    if (c && c->err) {
+        char before[128];
+        snprintf(before, sizeof before, "%s", c->errstr);
+        EXPECT(INITIATE_CONNTLS(c, ctx, "localhost") == ST_ERR, "a failed connect initiated");
+        printf("failed connect: %s\n", c->errstr);
+        EXPECT(!strcmp(c->errstr, before), "the connect's error '%s' became '%s'", before, c->errstr);
+    }
+    if (c) FREE(c);
     conn_tls_ctx_free(ctx);
     return failed;
 }
 
 #ifdef CLIENT_VALKEY
-static int cluster(size_t size) {
-    char nodes[64];
+static valkeyClusterContext *cluster_connect(conn_tls_ctx *ctx) {
+    static char nodes[64];
     snprintf(nodes, sizeof nodes, "127.0.0.1:%s", port_s);
-    conn_tls_ctx *ctx = client_ctx(ca);
     valkeyClusterOptions options = {0};
     options.initial_nodes = nodes;
     EXPECT(valkeyClusterOptionsUseConntls(&options, ctx) == VALKEY_OK, "UseConntls");
     EXPECT(valkeyClusterOptionsUseConntls(NULL, ctx) == VALKEY_ERR, "NULL options accepted");
     valkeyClusterContext *cc = valkeyClusterConnectWithOptions(&options);
     EXPECT(cc && !cc->err, "cluster connect: %s", cc ? cc->errstr : "out of memory");
+    return cc;
+}
+
+static int cluster(size_t size) {
+    conn_tls_ctx *ctx = client_ctx(ca);
+    valkeyClusterContext *cc = cluster_connect(ctx);
     char *v = pattern(size, 3);
     if (!failed) {
         valkeyReply *r = valkeyClusterCommand(cc, "SET cluster:key %b", v, size);
@@ -369,6 +391,31 @@ static int cluster(size_t size) {
     }
     if (!failed) printf("cluster: %zu bytes back byte for byte through the cluster context\n", size);
     free(v);
+    valkeyClusterFree(cc);
+    conn_tls_ctx_free(ctx);
+    return failed;
+}
+
+/* A cluster context whose node stops (the test stops it once this prints "connected" and
+ * then writes a line): each later command fails, and once the context reconnects (and
+ * calls the TLS hook on the failed connection) the error is still the connect's own. */
+static int cluster_stopped(void) {
+    conn_tls_ctx *ctx = client_ctx(ca);
+    valkeyClusterContext *cc = cluster_connect(ctx);
+    if (failed) return failed;
+    valkeyReply *r = valkeyClusterCommand(cc, "SET cluster:key up");
+    EXPECT(r && r->type == VALKEY_REPLY_STATUS, "cluster SET: %s", r ? r->str : cc->errstr);
+    if (r) freeReplyObject(r);
+    printf("connected\n");
+    fflush(stdout);
+    char line[16];
+    if (!fgets(line, sizeof line, stdin)) return 2;
+    for (int i = 0; i < 3; i++) {
+        r = valkeyClusterCommand(cc, "GET cluster:key");
+        EXPECT(r == NULL, "a reply from a stopped node");
+        if (r) freeReplyObject(r);
+        printf("command %d after the stop: %s\n", i, cc->errstr);
+    }
     valkeyClusterFree(cc);
     conn_tls_ctx_free(ctx);
     return failed;
@@ -418,6 +465,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "badinput")) return badinput();
 #ifdef CLIENT_VALKEY
     if (!strcmp(mode, "cluster") && argc == 7) return cluster((size_t)atol(argv[6]));
+    if (!strcmp(mode, "cluster-stopped")) return cluster_stopped();
 #endif
     if (!strcmp(mode, "blackhole") && argc == 9) return blackhole(argv[6], argv[7], argv[8]);
     fprintf(stderr, "client_transport: bad arguments\n");

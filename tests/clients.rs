@@ -8,7 +8,8 @@ use common::servers::*;
 use common::*;
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 const LIBRARIES: [&str; 2] = ["hiredis", "libvalkey"];
@@ -150,7 +151,8 @@ fn a_10_mib_pipeline_through_a_4_kib_send_buffer() {
     }
 }
 
-/// NULL context, NULL conn_tls_ctx, a context already on TLS: an error and a message each.
+/// NULL context, NULL conn_tls_ctx, a context already on TLS: an error and a message
+/// each; a context whose connect failed keeps the connect's error.
 #[test]
 fn bad_input_gets_an_error_and_a_message() {
     let server = redis_server();
@@ -158,15 +160,15 @@ fn bad_input_gets_an_error_and_a_message() {
         let out = client(library, server.port, &["badinput"], false);
         assert!(out.contains("NULL conn_tls_ctx: the conn_tls_ctx is NULL"), "{out}");
         assert!(out.contains("was already associated"), "{out}");
+        // The program checks that the text did not change (libvalkey 0.5.0 leaves it empty).
+        assert!(out.contains("failed connect: "), "{out}");
+        assert!(!out.contains("negative"), "{out}");
     }
 }
 
-/// libvalkey's cluster context over the transport: Debian's redis-server in cluster mode
-/// (tls-cluster yes, so CLUSTER SLOTS gives its TLS port),
-/// all slots on it, a 3 MiB value SET and read back through valkeyClusterCommand (the
-/// context connects to the node it learns from CLUSTER SLOTS through the TLS hook).
-#[test]
-fn libvalkey_cluster_context_over_conntls() {
+/// Debian's redis-server in cluster mode (tls-cluster yes, so CLUSTER SLOTS gives its TLS
+/// port), all slots on it, the cluster up.
+fn cluster_node() -> ServerProcess {
     let port = free_port();
     let mut args = tls_server_args(port);
     args.extend(["--cluster-enabled", "yes", "--tls-cluster", "yes"].map(String::from));
@@ -180,8 +182,48 @@ fn libvalkey_cluster_context_over_conntls() {
         tls_cli(&["cluster", "info"]).contains("cluster_state:ok") || (std::thread::sleep(std::time::Duration::from_millis(100)), false).1
     });
     assert!(up, "the cluster never came up:\n{}", server.logs());
-    let out = client("libvalkey", port, &["cluster", "3145728"], false);
+    server
+}
+
+/// libvalkey's cluster context over the transport: a 3 MiB value SET and read back through
+/// valkeyClusterCommand (the context connects to the node it learns from CLUSTER SLOTS
+/// through the TLS hook).
+#[test]
+fn libvalkey_cluster_context_over_conntls() {
+    let server = cluster_node();
+    let out = client("libvalkey", server.port, &["cluster", "3145728"], false);
     assert!(out.contains("cluster: 3145728 bytes back byte for byte"), "{out}");
+}
+
+/// A cluster context whose node stopped: libvalkey reconnects and calls the TLS hook on
+/// the failed connection (fd -1). The transport's complaint about that fd ("fd -1 is
+/// negative") once replaced the connect's own error; now every command's error is
+/// libvalkey's (what libvalkey then does with the connect's error is its own).
+#[test]
+fn libvalkey_cluster_context_keeps_the_connect_error() {
+    let server = cluster_node();
+    let c = certs();
+    let mut child = Command::new(program("libvalkey"))
+        .arg("cluster-stopped")
+        .arg(server.port.to_string())
+        .args([c.join("ca.crt"), c.join("client.crt"), c.join("client.key")])
+        .env_remove("LD_LIBRARY_PATH")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run client_transport");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "connected", "{line}");
+    server.stop();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    println!("{rest}");
+    assert!(rest.contains("command 2 after the stop"), "{rest}");
+    assert!(!rest.contains("negative"), "{rest}");
 }
 
 /// The round trips and the bad input under valgrind: no error, no leak.

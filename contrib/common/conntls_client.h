@@ -48,6 +48,9 @@ static void setConntlsError(CLIENT_CONTEXT *c, conn_tls *conn, int status) {
 
 int CLIENT_INITIATE(CLIENT_CONTEXT *c, conn_tls_ctx *ctx, const char *server_name) {
     if (c == NULL) return CLIENT_ERR;
+    /* A context whose connect failed keeps the library's own error ("Connection refused"):
+     * libvalkey's cluster client calls its TLS hook after a failed reconnect too, fd -1. */
+    if (c->err) return CLIENT_ERR;
     if (ctx == NULL) {
         CLIENT_SET_ERROR(c, CLIENT_ERR_OTHER, "the conn_tls_ctx is NULL");
         return CLIENT_ERR;
