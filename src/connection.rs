@@ -1,6 +1,7 @@
 //! One TLS connection over the caller's non-blocking socket: handshake, read, shutdown and
 //! what can be asked about it. The write path is in `writev`.
 
+use std::cell::UnsafeCell;
 use std::ffi::{c_int, CStr, CString};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use openssl_sys as ffi;
 
 use crate::context::{session_slot_index, Context, Generation, SessionSlot};
 use crate::liveness::{self, UserTimeout};
+use crate::pool::Lent;
 use crate::ossl::{self, Ssl, X509};
 use crate::socket_bio::{self, Flushed, SocketIo};
 
@@ -42,8 +44,45 @@ enum Failure {
     Closed,
 }
 
-/// One TLS connection over a caller-owned socket (conn_tls).
+/// A connection as its owner holds it (conn_tls): its TLS state, and whether a handshake
+/// pool has it. While a pool has it, the pool's worker steps the TLS state through the
+/// cell and the owner's calls look only at `lent` (one atomic load, no lock): the two never
+/// hold references to the same data.
 pub struct Connection {
+    lent: Lent,
+    tls: UnsafeCell<Tls>,
+}
+
+impl Connection {
+    pub fn new(tls: Tls) -> Connection {
+        Connection { lent: Lent::default(), tls: UnsafeCell::new(tls) }
+    }
+
+    pub fn lent(&self) -> &Lent {
+        &self.lent
+    }
+
+    /// The TLS state, for its owner: None while a pool has it.
+    pub fn tls(&self) -> Option<&Tls> {
+        (!self.lent.is_inside()).then(|| unsafe { &*self.tls.get() })
+    }
+
+    /// The TLS state, for its owner: None while a pool has it.
+    pub fn tls_mut(&mut self) -> Option<&mut Tls> {
+        (!self.lent.is_inside()).then(|| self.tls.get_mut())
+    }
+
+    /// The TLS state, for the pool's worker that drives it.
+    ///
+    /// # Safety
+    /// Only the one thread that the connection is lent to, while it is lent.
+    pub(crate) unsafe fn lent_tls(&self) -> &mut Tls {
+        &mut *self.tls.get()
+    }
+}
+
+/// One TLS connection over a caller-owned socket.
+pub struct Tls {
     // Field order is drop order: the SSL (and the BIO pointing into `io`) goes first.
     ssl: Ssl,
     io: Box<SocketIo>,
@@ -60,10 +99,10 @@ pub struct Connection {
     last_error: CString,
 }
 
-impl Connection {
+impl Tls {
     /// Err(Invalid) for a bad argument (fd, context), Err(Fatal) when OpenSSL or the socket
     /// fails.
-    pub fn new_server(ctx: &Context, fd: c_int) -> Result<Connection, Error> {
+    pub fn new_server(ctx: &Context, fd: c_int) -> Result<Tls, Error> {
         let generation = ctx.current();
         let Some(server) = generation.server.as_ref() else {
             return Err(Error::Invalid("the context has no cert-file/key-file: it makes client connections only".into()));
@@ -71,11 +110,11 @@ impl Connection {
         let ssl = Ssl::from_raw(unsafe { ffi::SSL_new(server.as_ptr()) })
             .ok_or_else(|| Error::Fatal(ossl::with_queue("SSL_new failed")))?;
         unsafe { ffi::SSL_set_accept_state(ssl.as_ptr()) };
-        Connection::finish(ssl, fd, generation, None, false)
+        Tls::finish(ssl, fd, generation, None, false)
     }
 
     /// Errors as `new_server`'s.
-    pub fn new_client(ctx: &Context, fd: c_int, server_name: Option<&str>) -> Result<Connection, Error> {
+    pub fn new_client(ctx: &Context, fd: c_int, server_name: Option<&str>) -> Result<Tls, Error> {
         let generation = ctx.current();
         let ssl = Ssl::from_raw(unsafe { ffi::SSL_new(generation.client.as_ptr()) })
             .ok_or_else(|| Error::Fatal(ossl::with_queue("SSL_new failed")))?;
@@ -109,7 +148,7 @@ impl Connection {
         } else {
             None
         };
-        Connection::finish(ssl, fd, generation, slot, true)
+        Tls::finish(ssl, fd, generation, slot, true)
     }
 
     fn finish(
@@ -118,13 +157,13 @@ impl Connection {
         generation: Arc<Generation>,
         session_slot: Option<Box<SessionSlot>>,
         client: bool,
-    ) -> Result<Connection, Error> {
+    ) -> Result<Tls, Error> {
         let tcp = check_stream_socket(fd).map_err(Error::Invalid)?;
         let user_timeout = if tcp { generation.liveness.apply(fd, client).map_err(Error::Fatal)? } else { UserTimeout::Untouched };
         let mut io = SocketIo::new(fd, tcp);
         unsafe { socket_bio::attach(ssl.as_ptr(), &mut *io).map_err(Error::Fatal)? };
         ossl::clear_error_queue();
-        Ok(Connection {
+        Ok(Tls {
             ssl,
             io,
             _session_slot: session_slot,

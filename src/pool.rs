@@ -8,21 +8,23 @@
 //! Finished connections wait in a queue; an eventfd is readable while any wait, for the
 //! caller's event loop.
 //!
-//! A connection inside a pool belongs to a worker thread. Every connection inside any pool
-//! is in one process-wide registry (`INSIDE`), so the C boundary can refuse a call on one
-//! (`is_inside`) instead of racing the worker, and turn its free into a request (`release`):
-//! the worker drops the handshake, and the collection frees the connection and tells the
-//! caller that its fd is no longer used.
+//! A connection inside a pool belongs to a worker thread. The connection itself says so
+//! (`Lent`, beside its TLS state), so the C boundary can refuse a call on it instead of
+//! racing the worker, at the cost of one atomic load and no lock; and its free becomes a
+//! request (`Lent::release`): the worker drops the handshake, and the collection frees the
+//! connection and tells the caller that its fd is no longer used.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::c_int;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::connection::{Connection, Error};
+use crate::connection::{Connection, Error, Tls};
 
 /// What comes back from the pool: the connection (None when it was released while
 /// inside: freed here), the caller's tag, how it ended.
@@ -32,49 +34,99 @@ pub struct Finished {
     pub result: Result<(), Error>,
 }
 
-/// A connection inside a pool: whose worker drives it, and whether its free was asked for.
-struct Inside {
-    pool: Weak<Shared>,
-    worker: usize,
-    released: bool,
+const OUTSIDE: u8 = 0;
+const INSIDE: u8 = 1;
+const RELEASED: u8 = 2;
+
+/// Whether a connection is inside a pool, kept in the connection.
+#[derive(Default)]
+pub struct Lent {
+    state: AtomicU8,
+    /// The eventfd of the worker that drives it, for a release to wake.
+    wake: AtomicI32,
 }
 
-/// Every connection inside any pool, by address. COUNT mirrors its size, so that calls on
-/// connections cost one atomic load while no pool holds anything.
-static INSIDE: Mutex<BTreeMap<usize, Inside>> = Mutex::new(BTreeMap::new());
-static COUNT: AtomicUsize = AtomicUsize::new(0);
-
-fn inside() -> std::sync::MutexGuard<'static, BTreeMap<usize, Inside>> {
-    INSIDE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Whether the connection at `address` is inside a pool (submitted, not yet collected).
-/// Asked by address, before any reference is made of a handle: a worker may be driving it.
-pub fn is_inside(address: usize) -> bool {
-    COUNT.load(Ordering::Acquire) != 0 && inside().contains_key(&address)
-}
-
-/// The connection's owner gives it up while it is inside a pool: true when it is (its
-/// worker drops the handshake, and the collection frees it), false when it is not inside
-/// any pool (the caller frees it).
-pub fn release(address: usize) -> bool {
-    let mut map = inside();
-    let Some(entry) = map.get_mut(&address) else { return false };
-    entry.released = true;
-    if let Some(shared) = entry.pool.upgrade() {
-        signal(&shared.workers[entry.worker].wake);
+impl Lent {
+    /// Whether the connection is inside a pool (submitted, not yet collected).
+    pub fn is_inside(&self) -> bool {
+        self.state.load(Ordering::Acquire) != OUTSIDE
     }
-    true
+
+    /// The connection's owner gives it up while it is inside a pool: true when it is (its
+    /// worker drops the handshake, and the collection frees it), false when it is not
+    /// inside any pool (the caller frees it).
+    pub fn release(&self) -> bool {
+        match self.state.compare_exchange(INSIDE, RELEASED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                signal_raw(self.wake.load(Ordering::Acquire));
+                true
+            }
+            Err(state) => state == RELEASED,
+        }
+    }
+
+    fn released(&self) -> bool {
+        self.state.load(Ordering::Acquire) == RELEASED
+    }
 }
 
-fn released(address: usize) -> bool {
-    inside().get(&address).is_some_and(|entry| entry.released)
+/// A connection lent to the pool: the pool's until `give_back`; freed if dropped (a pool
+/// freed with connections inside frees them; their fds stay the caller's).
+struct Lease(NonNull<Connection>);
+
+// The lease moves between the submitting thread, a worker and the collecting thread; one
+// of them has it at a time, and the owner's calls meanwhile only read `Lent`.
+unsafe impl Send for Lease {}
+
+impl Lease {
+    fn new(conn: Box<Connection>, wake: c_int) -> Lease {
+        let lent = conn.lent();
+        lent.wake.store(wake, Ordering::Release);
+        lent.state.store(INSIDE, Ordering::Release);
+        Lease(NonNull::from(Box::leak(conn)))
+    }
+
+    fn conn(&self) -> &Connection {
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The TLS state, for the worker that holds the lease.
+    fn tls(&mut self) -> &mut Tls {
+        unsafe { self.conn().lent_tls() }
+    }
+
+    fn key(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    /// Back to the owner: None (and freed) when the owner released it meanwhile.
+    fn give_back(self) -> Option<Box<Connection>> {
+        let this = ManuallyDrop::new(self);
+        let conn = unsafe { Box::from_raw(this.0.as_ptr()) };
+        match conn.lent().state.swap(OUTSIDE, Ordering::AcqRel) {
+            RELEASED => None,
+            _ => Some(conn),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
 }
 
 struct Job {
-    conn: Box<Connection>,
+    lease: Lease,
     user: usize,
     deadline: Instant,
+}
+
+/// A job that ended, waiting for its collection.
+struct Done {
+    lease: Lease,
+    user: usize,
+    result: Result<(), Error>,
 }
 
 struct Worker {
@@ -90,7 +142,7 @@ struct Shared {
     workers: Vec<Worker>,
     /// Finished connections, and `ready`'s count beside them: both change under this lock
     /// only, so the fd is readable exactly while the queue holds something.
-    finished: Mutex<VecDeque<Finished>>,
+    finished: Mutex<VecDeque<Done>>,
     /// Semaphore eventfd: its count is the number of finished connections waiting.
     ready: OwnedFd,
     /// The connections inside (submitted, not yet collected), by fd: bounded in number,
@@ -126,8 +178,12 @@ fn eventfd(flags: c_int) -> Result<OwnedFd, String> {
 }
 
 fn signal(fd: &OwnedFd) {
+    signal_raw(fd.as_raw_fd());
+}
+
+fn signal_raw(fd: c_int) {
     let one: u64 = 1;
-    unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
 }
 
 fn epoll() -> Result<OwnedFd, String> {
@@ -179,27 +235,23 @@ impl Pool {
     }
 
     /// Takes `conn` and drives its handshake on a worker thread. (A connection already
-    /// inside a pool is the C boundary's to refuse, by `is_inside`, before it makes a Box
-    /// of the handle: a second Box of a connection a worker drives would alias it.)
+    /// inside a pool is the C boundary's to refuse, by `Lent::is_inside`, before it makes a
+    /// Box of the handle: a second Box of a connection a worker drives would alias it.)
     pub fn submit(&self, conn: Box<Connection>, user: usize) -> Result<(), Refused> {
         let s = &self.shared;
+        let Some(fd) = conn.tls().map(Tls::fd) else { return Err(Refused::FdInside(conn)) };
         {
             let mut inside_here = s.inside.lock().unwrap_or_else(|e| e.into_inner());
             if inside_here.len() >= s.max_inside {
                 return Err(Refused::Busy(conn));
             }
-            if !inside_here.insert(conn.fd()) {
+            if !inside_here.insert(fd) {
                 return Err(Refused::FdInside(conn));
             }
         }
         let index = s.next_worker.fetch_add(1, Ordering::Relaxed) % s.workers.len();
-        {
-            let mut map = inside();
-            map.insert(address(&conn), Inside { pool: Arc::downgrade(&self.shared), worker: index, released: false });
-            COUNT.store(map.len(), Ordering::Release);
-        }
         let worker = &s.workers[index];
-        let job = Job { conn, user, deadline: Instant::now() + s.timeout };
+        let job = Job { lease: Lease::new(conn, worker.wake.as_raw_fd()), user, deadline: Instant::now() + s.timeout };
         worker.incoming.lock().unwrap_or_else(|e| e.into_inner()).push(job);
         signal(&worker.wake);
         Ok(())
@@ -209,24 +261,17 @@ impl Pool {
     /// comes back as Err(Invalid), whenever its handshake ended.
     pub fn collect(&self) -> Option<Finished> {
         let s = &self.shared;
-        let mut finished = {
+        let Done { mut lease, user, result } = {
             let mut queue = s.finished.lock().unwrap_or_else(|e| e.into_inner());
-            let finished = queue.pop_front()?;
+            let done = queue.pop_front()?;
             drain(&s.ready);
-            finished
+            done
         };
-        let released = finished.conn.as_deref().is_some_and(|conn| {
-            s.inside.lock().unwrap_or_else(|e| e.into_inner()).remove(&conn.fd());
-            let mut map = inside();
-            let entry = map.remove(&address(conn));
-            COUNT.store(map.len(), Ordering::Release);
-            entry.is_some_and(|entry| entry.released)
-        });
-        if released {
-            finished.conn = None;
-            finished.result = Err(Error::Invalid("released while inside the pool".into()));
-        }
-        Some(finished)
+        s.inside.lock().unwrap_or_else(|e| e.into_inner()).remove(&lease.tls().fd());
+        Some(match lease.give_back() {
+            Some(conn) => Finished { conn: Some(conn), user, result },
+            None => Finished { conn: None, user, result: Err(Error::Invalid("released while inside the pool".into())) },
+        })
     }
 
     pub fn ready_fd(&self) -> c_int {
@@ -240,19 +285,12 @@ impl Drop for Pool {
         for worker in &self.shared.workers {
             signal(&worker.wake);
         }
+        // Connections still inside are freed with the workers' jobs and the shared state
+        // (their leases); their fds stay open.
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
-        // Connections still inside are freed with the shared state (their fds stay open):
-        // their addresses leave the registry, where a later allocation could reuse them.
-        let mut map = inside();
-        map.retain(|_, entry| !std::ptr::eq(entry.pool.as_ptr(), Arc::as_ptr(&self.shared)));
-        COUNT.store(map.len(), Ordering::Release);
     }
-}
-
-fn address(conn: &Connection) -> usize {
-    conn as *const Connection as usize
 }
 
 /// A worker: its own epoll over the fds of the handshakes it drives. Jobs are keyed by
@@ -274,16 +312,16 @@ fn run_worker(shared: &Shared, index: usize) {
         for event in &events[..n.max(0) as usize] {
             if event.u64 == WAKE {
                 drain(&me.wake);
-                for job in std::mem::take(&mut *me.incoming.lock().unwrap_or_else(|e| e.into_inner())) {
-                    let key = address(&job.conn);
-                    watch(epoll, job.conn.fd(), libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32, key as u64);
+                for mut job in std::mem::take(&mut *me.incoming.lock().unwrap_or_else(|e| e.into_inner())) {
+                    let key = job.lease.key();
+                    watch(epoll, job.lease.tls().fd(), libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32, key as u64);
                     jobs.insert(key, job);
                     // The first step needs no readiness: a server sends nothing first, but
                     // a client (or a hello already received) can start now.
                     to_step.push(key);
                 }
                 // A wake may be a release: that handshake ends here, unstepped.
-                let gone: Vec<usize> = jobs.keys().copied().filter(|key| released(*key)).collect();
+                let gone: Vec<usize> = jobs.iter().filter(|(_, job)| job.lease.conn().lent().released()).map(|(key, _)| *key).collect();
                 for key in gone {
                     finish(shared, epoll, &mut jobs, key, Err(Error::Invalid("released while inside the pool".into())));
                 }
@@ -293,8 +331,9 @@ fn run_worker(shared: &Shared, index: usize) {
         }
         for key in to_step {
             let Some(job) = jobs.get_mut(&key) else { continue };
-            let fd = job.conn.fd();
-            match job.conn.handshake() {
+            let tls = job.lease.tls();
+            let fd = tls.fd();
+            match tls.handshake() {
                 Err(Error::WantRead) => watch(epoll, fd, libc::EPOLL_CTL_MOD, libc::EPOLLIN as u32, key as u64),
                 Err(Error::WantWrite) => watch(epoll, fd, libc::EPOLL_CTL_MOD, libc::EPOLLOUT as u32, key as u64),
                 result => finish(shared, epoll, &mut jobs, key, result),
@@ -304,7 +343,7 @@ fn run_worker(shared: &Shared, index: usize) {
         let expired: Vec<usize> = jobs.iter().filter(|(_, j)| j.deadline <= now).map(|(key, _)| *key).collect();
         for key in expired {
             if let Some(job) = jobs.get_mut(&key) {
-                let error = job.conn.die(format!("handshake timed out after {} ms (the peer stalled)", shared.timeout.as_millis()));
+                let error = job.lease.tls().die(format!("handshake timed out after {} ms (the peer stalled)", shared.timeout.as_millis()));
                 finish(shared, epoll, &mut jobs, key, Err(error));
             }
         }
@@ -318,14 +357,15 @@ fn watch(epoll: &OwnedFd, fd: c_int, op: c_int, events: u32, tag: u64) {
 
 fn finish(shared: &Shared, epoll: &OwnedFd, jobs: &mut HashMap<usize, Job>, key: usize, result: Result<(), Error>) {
     let Some(mut job) = jobs.remove(&key) else { return };
-    unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, job.conn.fd(), std::ptr::null_mut()) };
+    let tls = job.lease.tls();
+    unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, tls.fd(), std::ptr::null_mut()) };
     if let Err(e) = &result {
-        job.conn.note_error(e);
+        tls.note_error(e);
     }
     // Queued and counted under one lock: a collect in between would otherwise take the
     // item and leave the count behind, and the fd would stay readable with nothing to
     // collect (an event loop watching it then never sleeps).
     let mut queue = shared.finished.lock().unwrap_or_else(|e| e.into_inner());
-    queue.push_back(Finished { conn: Some(job.conn), user: job.user, result });
+    queue.push_back(Done { lease: job.lease, user: job.user, result });
     signal(&shared.ready);
 }

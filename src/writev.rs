@@ -16,7 +16,7 @@ use std::ffi::c_int;
 
 use openssl_sys as ffi;
 
-use crate::connection::{Connection, Error};
+use crate::connection::{Error, Tls};
 use crate::ossl;
 
 /// TLS's largest record payload.
@@ -95,7 +95,7 @@ fn bad_call<'a>(pieces: impl Iterator<Item = Piece<'a>>) -> Error {
     Error::Invalid("writev: the lengths add up to more than SSIZE_MAX".into())
 }
 
-impl Connection {
+impl Tls {
     /// Commits a prefix of the concatenated `pieces` and returns its length.
     /// Err(WantWrite/WantRead): nothing of this call was committed. A bad piece anywhere,
     /// or lengths adding up past SSIZE_MAX, fail the call before anything happens: nothing

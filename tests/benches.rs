@@ -73,3 +73,11 @@ fn tls_storm_bench_runs() {
     assert!(line.contains("handshakes") && line.contains("patient GET") && line.contains("server CPU"), "{line}");
     server.stop();
 }
+
+#[test]
+fn pool_data_path_bench_runs() {
+    let exe = build_bench("pool_data_path");
+    let out = run_ok(Command::new(&exe).args(["10", "100"]));
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(line.contains("100 round trips of 32 B with 10 connections inside a pool"), "{line}");
+}

@@ -3,9 +3,8 @@ use std::ptr::NonNull;
 
 use libc::{iovec, ssize_t};
 
-use crate::connection::{Connection, Error};
+use crate::connection::{Connection, Error, Tls};
 use crate::context::Context;
-use crate::pool;
 use crate::writev::{BadPiece, Piece};
 use crate::ffi::{self, boundary, CONN_TLS_EINVAL, CONN_TLS_OK};
 
@@ -17,31 +16,32 @@ const IN_POOL: &str = "the connection is inside a handshake pool until conn_tls_
 /// Runs `f` on the connection behind `c`; the status of its result, recording a failure's
 /// message for conn_tls_last_error and conn_tls_thread_last_error. A connection inside a
 /// pool is refused untouched: the pool's thread may be driving it.
-unsafe fn call<T>(c: *mut Connection, f: impl FnOnce(&mut Connection) -> Result<T, Error>) -> Result<T, c_int> {
-    if pool::is_inside(c as usize) {
-        return Err(ffi::fail(CONN_TLS_EINVAL, IN_POOL));
+unsafe fn call<T>(c: *mut Connection, f: impl FnOnce(&mut Tls) -> Result<T, Error>) -> Result<T, c_int> {
+    // Asked through a shared reference first: a worker may be driving a connection that
+    // is inside a pool, and only its own flag may be read then.
+    match ffi::handle_ref(c) {
+        None => return Err(ffi::fail(CONN_TLS_EINVAL, NULL_CONNECTION)),
+        Some(conn) if conn.lent().is_inside() => return Err(ffi::fail(CONN_TLS_EINVAL, IN_POOL)),
+        Some(_) => {}
     }
-    let Some(conn) = ffi::handle_mut(c) else { return Err(ffi::fail(CONN_TLS_EINVAL, NULL_CONNECTION)) };
-    f(conn).map_err(|e| {
-        conn.note_error(&e);
+    let Some(tls) = ffi::handle_mut(c).and_then(Connection::tls_mut) else { return Err(ffi::fail(CONN_TLS_EINVAL, IN_POOL)) };
+    f(tls).map_err(|e| {
+        tls.note_error(&e);
         ffi::failed(&e)
     })
 }
 
 /// The connection behind `c` for a call that only reads it: None for NULL and for a
 /// connection inside a pool (the call then answers as for NULL).
-unsafe fn outside_pool<'a>(c: *const Connection) -> Option<&'a Connection> {
-    if pool::is_inside(c as usize) {
-        return None;
-    }
-    ffi::handle_ref(c)
+unsafe fn outside_pool<'a>(c: *const Connection) -> Option<&'a Tls> {
+    ffi::handle_ref(c).and_then(Connection::tls)
 }
 
-unsafe fn status_of(c: *mut Connection, f: impl FnOnce(&mut Connection) -> Result<(), Error>) -> c_int {
+unsafe fn status_of(c: *mut Connection, f: impl FnOnce(&mut Tls) -> Result<(), Error>) -> c_int {
     call(c, f).map_or_else(|status| status, |()| CONN_TLS_OK)
 }
 
-unsafe fn count_of(c: *mut Connection, f: impl FnOnce(&mut Connection) -> Result<usize, Error>) -> ssize_t {
+unsafe fn count_of(c: *mut Connection, f: impl FnOnce(&mut Tls) -> Result<usize, Error>) -> ssize_t {
     call(c, f).map_or_else(|status| status as ssize_t, |n| n as ssize_t)
 }
 
@@ -66,7 +66,7 @@ unsafe fn context<'a>(ctx: *mut Context) -> Result<&'a Context, Error> {
 /// otherwise; conn_tls_thread_last_error: the message) and logged as a warning.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_new_server(ctx: *mut Context, fd: c_int) -> *mut Connection {
-    boundary!(std::ptr::null_mut(), ffi::made("conn_tls_new_server", context(ctx).and_then(|ctx| Connection::new_server(ctx, fd))))
+    boundary!(std::ptr::null_mut(), ffi::made("conn_tls_new_server", context(ctx).and_then(|ctx| Tls::new_server(ctx, fd).map(Connection::new))))
 }
 
 /// Makes a client-side connection on `fd`, a connected (or connecting) non-blocking stream
@@ -98,7 +98,7 @@ pub unsafe extern "C" fn conn_tls_new_client(ctx: *mut Context, fd: c_int, serve
     boundary!(std::ptr::null_mut(), {
         let result = context(ctx).and_then(|ctx| {
             let name = ffi::str_arg(server_name, "server_name").map_err(Error::Invalid)?;
-            Connection::new_client(ctx, fd, name)
+            Tls::new_client(ctx, fd, name).map(Connection::new)
         });
         ffi::made("conn_tls_new_client", result)
     })
@@ -118,7 +118,7 @@ pub unsafe extern "C" fn conn_tls_new_client(ctx: *mut Context, fd: c_int, serve
 /// the key exchange or signature being computed: such a client can never finish.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_handshake(c: *mut Connection) -> c_int {
-    boundary!(CONN_TLS_EINVAL, status_of(c, Connection::handshake))
+    boundary!(CONN_TLS_EINVAL, status_of(c, Tls::handshake))
 }
 
 /// Reads decrypted bytes into `buf` (at most `len`; a `len` above INT_MAX reads at most
@@ -229,21 +229,21 @@ fn unusual_piece<'a>(null: bool, len: usize) -> Piece<'a> {
 /// some waits, CONN_TLS_ERR, or CONN_TLS_EINVAL for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_flush(c: *mut Connection) -> c_int {
-    boundary!(data_path, CONN_TLS_EINVAL, status_of(c, Connection::flush))
+    boundary!(data_path, CONN_TLS_EINVAL, status_of(c, Tls::flush))
 }
 
 /// Bytes committed but not yet on the socket (0 for NULL). While > 0, keep write interest
 /// on the fd and call conn_tls_flush when it is writable. Does not change the connection.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pending_write(c: *const Connection) -> usize {
-    boundary!(data_path, 0, outside_pool(c).map_or(0, Connection::pending_write))
+    boundary!(data_path, 0, outside_pool(c).map_or(0, Tls::pending_write))
 }
 
 /// Decrypted bytes waiting to be read (0 for NULL): while > 0, call conn_tls_read without
 /// waiting for the fd. Does not change the connection.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pending_read(c: *const Connection) -> usize {
-    boundary!(data_path, 0, outside_pool(c).map_or(0, Connection::pending_read))
+    boundary!(data_path, 0, outside_pool(c).map_or(0, Tls::pending_read))
 }
 
 /// Flushes what is committed, then sends close_notify (the peer's is not waited for).
@@ -252,7 +252,7 @@ pub unsafe extern "C" fn conn_tls_pending_read(c: *const Connection) -> usize {
 /// writable), CONN_TLS_ERR, CONN_TLS_EINVAL for NULL. Never closes the fd.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_shutdown(c: *mut Connection) -> c_int {
-    boundary!(CONN_TLS_EINVAL, status_of(c, Connection::shutdown))
+    boundary!(CONN_TLS_EINVAL, status_of(c, Tls::shutdown))
 }
 
 /// Frees a connection; NULL is accepted. Never blocks, never closes the fd; committed
@@ -264,7 +264,7 @@ pub unsafe extern "C" fn conn_tls_shutdown(c: *mut Connection) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_free(c: *mut Connection) {
     boundary!((), {
-        if !pool::release(c as usize) {
+        if !ffi::handle_ref(c).is_some_and(|conn| conn.lent().release()) {
             ffi::free_handle(c)
         }
     })
@@ -281,7 +281,7 @@ pub unsafe extern "C" fn conn_tls_last_error(c: *const Connection) -> *const c_c
 /// The context generation this connection was created with (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_generation(c: *const Connection) -> u64 {
-    boundary!(0, outside_pool(c).map_or(0, Connection::generation))
+    boundary!(0, outside_pool(c).map_or(0, Tls::generation))
 }
 
 /// Sets TCP_USER_TIMEOUT on the connection's socket, overriding the context's default:

@@ -48,7 +48,7 @@ pub unsafe extern "C" fn conn_tls_pool_submit(pool: *mut Pool, c: *mut Connectio
         if c.is_null() {
             return ffi::fail(CONN_TLS_EINVAL, "pool_submit: the connection handle is NULL");
         }
-        if crate::pool::is_inside(c as usize) {
+        if ffi::handle_ref(c).is_some_and(|conn| conn.lent().is_inside()) {
             return ffi::fail(CONN_TLS_EINVAL, "pool_submit: the connection is already inside the pool");
         }
         match pool.submit(Box::from_raw(c), user as usize) {

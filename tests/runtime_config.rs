@@ -1,0 +1,330 @@
+//! What operators do to a running server: every `tls-*` option stock accepts at runtime,
+//! `CONFIG SET` to each meaningful value (valid and invalid) on stock and on conntls side by
+//! side, and after each change the same things checked on both: the reply, `CONFIG GET`,
+//! whether a new client connects without and with a certificate, whether a client connected
+//! before the change still works, and at the end of each option `CONFIG REWRITE`'s file.
+//! The option list is read from stock's own `CONFIG GET tls-*`: an option with no steps
+//! here fails the test, so a new one is never skipped. A difference from stock fails the
+//! test unless DELIBERATE lists it with its reason (contrib/*/README.md says the same).
+mod common;
+use common::servers::*;
+use common::*;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+/// Differences from stock that conntls makes on purpose: (server prefix, option, value,
+/// why). A step whose observations differ is accepted only when listed here.
+const DELIBERATE: &[(&str, &str, &str, &str)] = &[(
+    "redis",
+    "tls-cert-file",
+    "expired.crt",
+    "conntls refuses a certificate outside its validity period when it is loaded, as Valkey \
+     does; stock Redis loads it, and every new client then fails to verify the server",
+)];
+
+/// The steps for an option: each one CONFIG SET call of one or more (option, value) pairs.
+/// `{certs}` is the test certificates' directory, `{missing}` a path that does not exist,
+/// `{free}` a free port (each server its own), `{orig}` the option's value at start.
+fn steps(option: &str) -> Option<Vec<Vec<(&'static str, &'static str)>>> {
+    let one = |values: &[&'static str]| -> Vec<Vec<(&'static str, &'static str)>> {
+        let name: &'static str = Box::leak(option.to_string().into_boxed_str());
+        values.iter().map(|v| vec![(name, *v)]).collect()
+    };
+    Some(match option {
+        "tls-port" => one(&["{free}", "0", "-5", "{orig}"]),
+        "tls-cert-file" => {
+            let mut s = one(&["{missing}", "{certs}/expired.crt", "{certs}/server2.crt"]);
+            s.push(vec![("tls-cert-file", "{certs}/server2.crt"), ("tls-key-file", "{certs}/server2.key")]);
+            s.push(vec![("tls-cert-file", "{orig}"), ("tls-key-file", "{certs}/server.key")]);
+            s
+        }
+        "tls-key-file" => one(&["{missing}", "{certs}/server2.key", "{certs}/server-enc.key", "{orig}"]),
+        "tls-key-file-pass" => {
+            let mut s = one(&["s3cret"]);
+            s.push(vec![("tls-key-file", "{certs}/server-enc.key"), ("tls-key-file-pass", "s3cret")]);
+            s.push(vec![("tls-key-file", "{certs}/server-enc.key"), ("tls-key-file-pass", "wrong")]);
+            s.push(vec![("tls-key-file", "{certs}/server.key"), ("tls-key-file-pass", "{orig}")]);
+            s
+        }
+        "tls-client-cert-file" => one(&["{certs}/client.crt", "{missing}", "{orig}"]),
+        "tls-client-key-file" => {
+            let mut s = one(&["{certs}/client.key", "{missing}"]);
+            s.push(vec![("tls-client-cert-file", "{certs}/client.crt"), ("tls-client-key-file", "{certs}/client.key")]);
+            s.push(vec![("tls-client-cert-file", "{certs}/client.crt"), ("tls-client-key-file", "{certs}/server.key")]);
+            s.push(vec![("tls-client-cert-file", ""), ("tls-client-key-file", "{orig}")]);
+            s
+        }
+        "tls-client-key-file-pass" => one(&["s3cret", "{orig}"]),
+        "tls-dh-params-file" => one(&["{certs}/dh.pem", "{missing}", "{certs}/ca.crt", "{orig}"]),
+        "tls-ca-cert-file" => one(&["{certs}/other-ca.crt", "{missing}", "{orig}"]),
+        "tls-ca-cert-dir" => one(&["{certs}", "{missing}", "{orig}"]),
+        "tls-protocols" => one(&["TLSv1.2", "TLSv1.3", "TLSv1.2 TLSv1.3", "SSLv9", "{orig}"]),
+        "tls-ciphers" => one(&["HIGH", "NO-SUCH-CIPHER", "{orig}"]),
+        "tls-ciphersuites" => one(&["TLS_AES_256_GCM_SHA384", "TLS_NO_SUCH_SUITE", "{orig}"]),
+        "tls-prefer-server-ciphers" => one(&["yes", "maybe", "{orig}"]),
+        "tls-session-caching" => one(&["no", "maybe", "{orig}"]),
+        "tls-session-cache-size" => one(&["100", "0", "-1", "many", "{orig}"]),
+        "tls-session-cache-timeout" => one(&["60", "-1", "long", "{orig}"]),
+        "tls-auth-clients" => one(&["no", "optional", "maybe", "{orig}"]),
+        "tls-replication" => one(&["yes", "maybe", "{orig}"]),
+        "tls-cluster" => one(&["yes", "maybe", "{orig}"]),
+        _ => return None,
+    })
+}
+
+/// A server of one build with a config file (for CONFIG REWRITE), a plain admin port, and
+/// a client that connected with a certificate before any change.
+struct Side {
+    build: Build,
+    server: ServerProcess,
+    admin: u16,
+    tls_port: u16,
+    conf: PathBuf,
+    held: Held,
+}
+
+impl Side {
+    fn start(build: Build, with_ca: bool) -> Side {
+        let tls_port = free_port();
+        let admin = free_port();
+        let conf = scratch_dir().join("server.conf");
+        std::fs::write(&conf, "# conntls runtime-config test\n").unwrap();
+        let mut args = vec![conf.to_string_lossy().into_owned()];
+        if let Some(module) = build.module() {
+            args.extend(["--loadmodule".to_string(), module.to_string_lossy().into_owned()]);
+        }
+        args.extend(tls_server_args(tls_port));
+        args.extend(["--port".to_string(), admin.to_string()]);
+        if !with_ca {
+            args.extend(["--tls-ca-cert-file", "", "--tls-auth-clients", "no"].map(String::from));
+        }
+        let server = ServerProcess::start(&build.binary("server"), tls_port, &args, false);
+        let held = Held::connect(tls_port);
+        Side { build, server, admin, tls_port, conf, held }
+    }
+
+    fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", &self.admin.to_string()]).args(args).output().expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn get(&self, option: &str) -> String {
+        let reply = self.admin(&["CONFIG", "GET", option]);
+        reply.lines().nth(1).unwrap_or("").to_string()
+    }
+
+    /// Whether a new TLS client (with the test client certificate or without one) gets PONG.
+    fn connects(&self, with_cert: bool) -> bool {
+        let c = certs();
+        let mut cmd = Command::new("timeout");
+        cmd.args(["10", "redis-cli", "-h", "127.0.0.1", "-p", &self.tls_port.to_string(), "--tls", "--cacert"]).arg(c.join("ca.crt"));
+        if with_cert {
+            cmd.arg("--cert").arg(c.join("client.crt")).arg("--key").arg(c.join("client.key"));
+        }
+        let out = cmd.arg("PING").output().expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim() == "PONG"
+    }
+
+    /// What an operator sees of the server after a step.
+    fn observe(&mut self, options: &[&str]) -> String {
+        let values: Vec<String> = options.iter().map(|o| format!("{o}={}", self.get(o))).collect();
+        format!(
+            "{}; new client without cert: {}; with cert: {}; client from before: {}",
+            values.join(" "),
+            self.connects(false),
+            self.connects(true),
+            self.held.ping()
+        )
+    }
+
+    /// CONFIG REWRITE's file, without what differs by nature between the two servers.
+    fn rewritten(&self) -> String {
+        let reply = self.admin(&["CONFIG", "REWRITE"]);
+        let text = std::fs::read_to_string(&self.conf).unwrap_or_default();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !["port ", "tls-port ", "dir ", "logfile ", "loadmodule "].iter().any(|p| l.starts_with(p)))
+            .collect();
+        format!("{reply}\n{}", kept.join("\n"))
+    }
+}
+
+/// A client connected over TLS with a certificate, kept open across the changes
+/// (openssl s_client: one TLS connection, PING written and +PONG read per check).
+struct Held {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+}
+
+impl Held {
+    fn connect(port: u16) -> Held {
+        let c = certs();
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-quiet", "-verify_return_error", "-connect", &format!("127.0.0.1:{port}")])
+            .arg("-CAfile")
+            .arg(c.join("ca.crt"))
+            .arg("-cert")
+            .arg(c.join("client.crt"))
+            .arg("-key")
+            .arg(c.join("client.key"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut held = Held { child, stdin, lines };
+        assert!(held.ping(), "the long-lived client did not get PONG at start");
+        held
+    }
+
+    fn ping(&mut self) -> bool {
+        if self.stdin.write_all(b"PING\r\n").and_then(|()| self.stdin.flush()).is_err() {
+            return false;
+        }
+        matches!(self.lines.recv_timeout(Duration::from_secs(10)), Ok(line) if line.trim() == "+PONG")
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A step's pairs for one side, placeholders filled in.
+fn fill(step: &[(&str, &str)], orig: &dyn Fn(&str) -> String, free: u16) -> Vec<(String, String)> {
+    let certs = certs().to_string_lossy().into_owned();
+    step.iter()
+        .map(|(o, v)| {
+            let value = match *v {
+                "{orig}" => orig(o),
+                "{free}" => free.to_string(),
+                "{missing}" => format!("{certs}/no-such-file"),
+                _ => v.replace("{certs}", &certs),
+            };
+            (o.to_string(), value)
+        })
+        .collect()
+}
+
+/// Runs every option's steps on a stock and a conntls server started alike; returns the
+/// differences that DELIBERATE does not list (and prints the ones it does).
+fn compare(stock: Build, conntls: Build, with_ca: bool, only: Option<&str>) -> Vec<String> {
+    let mut sides = [Side::start(stock, with_ca), Side::start(conntls, with_ca)];
+    let listed = sides[0].admin(&["CONFIG", "GET", "tls-*"]);
+    let mut options: Vec<String> = listed.lines().step_by(2).map(str::to_string).collect();
+    options.sort();
+    assert!(options.len() >= 20, "{stock}: CONFIG GET tls-* listed {options:?}");
+    let start_values: Vec<Vec<(String, String)>> =
+        sides.iter().map(|s| options.iter().map(|o| (o.clone(), s.get(o))).collect()).collect();
+    let mut differences = Vec::new();
+    let certs_dir = certs().to_string_lossy().into_owned();
+    for option in options.iter().filter(|o| only.map_or(true, |only| only == o.as_str())) {
+        let Some(steps) = steps(option) else {
+            differences.push(format!("{option}: stock accepts it at runtime and this test has no steps for it"));
+            continue;
+        };
+        for step in &steps {
+            let mut seen = Vec::new();
+            for (i, side) in sides.iter_mut().enumerate() {
+                let orig = |o: &str| start_values[i].iter().find(|(n, _)| n == o).map(|(_, v)| v.clone()).unwrap_or_default();
+                let pairs = fill(step, &orig, free_port());
+                let mut args = vec!["CONFIG".to_string(), "SET".to_string()];
+                for (o, v) in &pairs {
+                    args.extend([o.clone(), v.clone()]);
+                }
+                let reply = side.admin(&args.iter().map(String::as_str).collect::<Vec<_>>());
+                if let Some((_, port)) = pairs.iter().find(|(o, _)| o == "tls-port") {
+                    if reply == "OK" {
+                        side.tls_port = port.parse().unwrap_or(0);
+                    }
+                }
+                let names: Vec<&str> = pairs.iter().map(|(o, _)| o.as_str()).collect();
+                let mut observed = side.observe(&names);
+                // The port's number differs by nature: what counts is that it took.
+                if let Some((_, port)) = pairs.iter().find(|(o, _)| o == "tls-port") {
+                    observed = observed.replace(&format!("tls-port={port}"), "tls-port=<as set>");
+                }
+                seen.push((reply, observed));
+            }
+            let shown: Vec<String> = step.iter().map(|(o, v)| format!("{o} {v}")).collect();
+            let shown = shown.join(" ").replace(&certs_dir, "{certs}");
+            if seen[0] != seen[1] {
+                let what = format!(
+                    "{}: CONFIG SET {shown}\n  {stock}: {} | {}\n  {conntls}: {} | {}",
+                    conntls.server, seen[0].0, seen[0].1, seen[1].0, seen[1].1
+                );
+                match DELIBERATE.iter().find(|(server, o, v, _)| conntls.server.starts_with(server) && o == option && shown.contains(v)) {
+                    Some((_, _, _, why)) => println!("deliberate difference: {what}\n  why: {why}"),
+                    None => differences.push(what),
+                }
+            } else {
+                println!("{conntls} as {stock}: CONFIG SET {shown}: {} | {}", seen[1].0, seen[1].1);
+            }
+        }
+        let rewrites = [sides[0].rewritten(), sides[1].rewritten()];
+        if rewrites[0] != rewrites[1] {
+            differences.push(format!("{option}: CONFIG REWRITE\n--- {stock}:\n{}\n--- {conntls}:\n{}", rewrites[0], rewrites[1]));
+        }
+    }
+    for side in sides {
+        let logs = side.server.stop();
+        assert!(!logs.contains("AddressSanitizer"), "{}:\n{logs}", side.build);
+    }
+    differences
+}
+
+fn pairs() -> Vec<(Build, Build)> {
+    let mut pairs = Vec::new();
+    for server in ["redis-7.0.15", "redis-8.0.2", "valkey-8.1.1"] {
+        pairs.push((Build::new(server, "stock"), Build::new(server, "conntls")));
+    }
+    pairs.push((Build::new("valkey-8.1.1", "module"), Build::new("valkey-8.1.1", "conntls-module")));
+    pairs
+}
+
+/// Every tls-* option, every step, on every server built on conntls against its stock.
+#[test]
+fn every_tls_option_at_runtime_as_on_stock() {
+    let _serial = one_at_a_time();
+    let mut differences = Vec::new();
+    for (stock, conntls) in pairs() {
+        differences.extend(compare(stock, conntls, true, None));
+    }
+    assert!(differences.is_empty(), "differences from stock:\n{}", differences.join("\n"));
+}
+
+/// The outage an operator found: a server started with tls-auth-clients no and no CA,
+/// then `CONFIG SET tls-auth-clients optional` (answered OK): stock serves clients
+/// without a certificate, conntls reset every one of them (and rebuilt a context that
+/// could not be built on every accept). Now as stock, on every server; and stock still
+/// serves them (the trigger still applies).
+#[test]
+fn auth_clients_changed_without_a_ca_as_on_stock() {
+    let _serial = one_at_a_time();
+    let mut differences = Vec::new();
+    for (stock, conntls) in pairs() {
+        differences.extend(compare(stock, conntls, false, Some("tls-auth-clients")));
+        let side = Side::start(stock, false);
+        assert_eq!(side.admin(&["CONFIG", "SET", "tls-auth-clients", "optional"]), "OK");
+        assert!(side.connects(false), "{stock}: a client without a certificate no longer connects after the change");
+        drop(side);
+    }
+    assert!(differences.is_empty(), "differences from stock:\n{}", differences.join("\n"));
+}
