@@ -44,10 +44,10 @@ enum Failure {
     Closed,
 }
 
-/// A connection as its owner holds it (conn_tls): its TLS state, and whether a handshake
-/// pool has it. While a pool has it, the pool's worker steps the TLS state through the
-/// cell and the owner's calls look only at `lent` (one atomic load, no lock): the two never
-/// hold references to the same data.
+/// One TLS connection over a caller-owned socket (conn_tls).
+// Its TLS state, and whether a handshake pool has it. While a pool has it, the pool's
+// worker steps the TLS state through the cell and the owner's calls look only at `lent`
+// (one atomic load, no lock): the two never hold references to the same data.
 pub struct Connection {
     lent: Lent,
     tls: UnsafeCell<Tls>,

@@ -26,6 +26,10 @@
 #include <conntls.h>
 #include <pthread.h>
 
+/* What the last conntls call on a connection waits for, when it is not the event its
+ * caller would expect: a read (or a handshake step) that needs the fd writable, or a
+ * write that needs it readable. The event then calls the handler that made the call, so
+ * the call is repeated. */
 #define TLS_CONN_FLAG_READ_WANT_WRITE (1 << 0)
 #define TLS_CONN_FLAG_WRITE_WANT_READ (1 << 1)
 
@@ -133,19 +137,29 @@ static int checkTLSSettings(GLUE_TLS_CONFIG *c) {
 /* One conntls context per client-authentication mode, made when first needed: the
  * configured tls-auth-clients for client connections and outgoing links, "yes" for the
  * cluster bus (stock picks the mode per connection with SSL_set_verify). All are built from
- * the same options and reloaded together, under contexts_lock. */
+ * the same options and reloaded together, under contexts_lock.
+ *
+ * A mode whose context cannot be built (tls-auth-clients yes set at runtime with no CA:
+ * stock answers OK, then fails every client's handshake) is remembered with the reason
+ * until the settings next change: a failed build is not repeated on every accept (each
+ * reads every file on the main thread), and each refused connection carries the reason. */
 static conn_tls_ctx *contexts[3]; /* indexed by TLS_CLIENT_AUTH_NO / _YES / _OPTIONAL */
+static char context_failed[3][256]; /* why the mode's context could not be built; "" if not tried or built */
 static pthread_mutex_t contexts_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Builds (or, with reload, swaps a new generation into) the context for `auth`; *swapped
- * says whether a reload found something to change. Caller holds contexts_lock. */
-static int buildContext(GLUE_TLS_CONFIG *c, int auth, int reload, int only_if_changed, int *swapped) {
+/* Builds (or, with a context already there, swaps a new generation into) the context for
+ * `auth`; *swapped says whether a reload found something to change. Caller holds
+ * contexts_lock. */
+static int buildContext(GLUE_TLS_CONFIG *c, int auth, int only_if_changed, int *swapped) {
     conn_tls_config *cfg = configFor(c, auth);
-    if (!cfg) return C_ERR;
+    *swapped = 0;
+    if (!cfg) {
+        snprintf(context_failed[auth], sizeof context_failed[auth], "a tls-* option was refused (see the log)");
+        return C_ERR;
+    }
     char err[512];
     int ok;
-    *swapped = 0;
-    if (reload && contexts[auth]) {
+    if (contexts[auth]) {
         int r = only_if_changed ? conn_tls_ctx_reload_if_changed(contexts[auth], cfg, err, sizeof err)
                                 : conn_tls_ctx_reload(contexts[auth], cfg, err, sizeof err);
         ok = r >= 0;
@@ -156,12 +170,40 @@ static int buildContext(GLUE_TLS_CONFIG *c, int auth, int reload, int only_if_ch
         if (ok) __atomic_store_n(&contexts[auth], ctx, __ATOMIC_RELEASE);
     }
     conn_tls_config_free(cfg);
-    if (!ok) logConfigureError(err);
+    if (!ok) {
+        logConfigureError(err);
+        snprintf(context_failed[auth], sizeof context_failed[auth], "%s", err);
+    }
     return ok ? C_OK : C_ERR;
 }
 
+/* Startup and CONFIG SET tls-* (and, with only_if_changed, a background reload): stock's
+ * checks, then the context of the configured mode and every other one already made, built
+ * or reloaded from the settings. A failure changes nothing that is live; a success
+ * forgets the modes that failed before (the settings they failed with are gone). */
+static int configureContexts(GLUE_TLS_CONFIG *c, int only_if_changed, int *swapped) {
+    if (checkTLSSettings(c) == C_ERR) return C_ERR;
+    pthread_mutex_lock(&contexts_lock);
+    int others;
+    int result = buildContext(c, server.tls_auth_clients, only_if_changed, swapped);
+    for (int auth = 0; auth < 3 && result == C_OK; auth++)
+        if (auth != server.tls_auth_clients && contexts[auth]) result = buildContext(c, auth, only_if_changed, &others);
+    if (result == C_OK) memset(context_failed, 0, sizeof context_failed);
+    pthread_mutex_unlock(&contexts_lock);
+    return result;
+}
+
+/* The connection type's configure hook: contexts made once at startup (reconfigure 0),
+ * rebuilt on CONFIG SET tls-* (1). */
+static int configureOnce(GLUE_TLS_CONFIG *c, int reconfigure) {
+    if (!reconfigure && contexts[server.tls_auth_clients]) return C_OK;
+    int swapped;
+    return configureContexts(c, 0, &swapped);
+}
+
 /* The context for an auth mode, made on first use from the current settings once TLS is
- * configured at all (CONFIG SET tls-auth-clients changes the mode at any time). */
+ * configured at all (CONFIG SET tls-auth-clients changes the mode at any time); NULL when
+ * it cannot be made (contextError says why). */
 static conn_tls_ctx *contextFor(int auth) {
     if (auth < 0 || auth > 2) auth = TLS_CLIENT_AUTH_YES;
     /* A context, once made, stays until cleanup (reloads swap generations inside it): the
@@ -171,10 +213,24 @@ static conn_tls_ctx *contextFor(int auth) {
     if (made) return made;
     pthread_mutex_lock(&contexts_lock);
     int swapped;
-    if (!contexts[auth] && (contexts[0] || contexts[1] || contexts[2])) buildContext(&server.tls_ctx_config, auth, 0, 0, &swapped);
+    if (!contexts[auth] && !context_failed[auth][0] && (contexts[0] || contexts[1] || contexts[2]))
+        buildContext(&server.tls_ctx_config, auth, 0, &swapped);
     conn_tls_ctx *ctx = contexts[auth];
     pthread_mutex_unlock(&contexts_lock);
     return ctx;
+}
+
+/* Why contextFor(auth) returned NULL, for the connection's error. */
+static const char *contextError(int auth) {
+    if (auth < 0 || auth > 2) auth = TLS_CLIENT_AUTH_YES;
+    static __thread char why[300];
+    pthread_mutex_lock(&contexts_lock);
+    if (context_failed[auth][0])
+        snprintf(why, sizeof why, "TLS for tls-auth-clients %s: %s", authName(auth), context_failed[auth]);
+    else
+        snprintf(why, sizeof why, "TLS is not configured");
+    pthread_mutex_unlock(&contexts_lock);
+    return why;
 }
 
 static void freeContexts(void) {
@@ -182,6 +238,7 @@ static void freeContexts(void) {
         conn_tls_ctx_free(contexts[i]);
         contexts[i] = NULL;
     }
+    memset(context_failed, 0, sizeof context_failed);
 }
 
 /* ---- connections ---- */
@@ -203,7 +260,20 @@ static void rememberServerName(tls_connection *conn, const char *addr) {
 static void startClient(tls_connection *conn) {
     conn_tls_ctx *ctx = contextFor(server.tls_auth_clients);
     conn->tls = ctx ? conn_tls_new_client(ctx, conn->c.fd, conn->server_name) : NULL;
-    if (!conn->tls) updateTLSError(conn, ctx ? conn_tls_thread_last_error() : "TLS is not configured");
+    if (!conn->tls) updateTLSError(conn, ctx ? conn_tls_thread_last_error() : contextError(server.tls_auth_clients));
+}
+
+/* An accepted fd served with the context of `auth`: ACCEPTING, or ERROR with the reason
+ * (the library's, or why the context cannot be made). */
+static void startServer(tls_connection *conn, int auth) {
+    conn_tls_ctx *ctx = contextFor(auth);
+    conn->tls = ctx ? conn_tls_new_server(ctx, conn->c.fd) : NULL;
+    if (!conn->tls) {
+        updateTLSError(conn, ctx ? conn_tls_thread_last_error() : contextError(auth));
+        conn->c.state = CONN_STATE_ERROR;
+        return;
+    }
+    conn->c.state = CONN_STATE_ACCEPTING;
 }
 
 /* Records what a conn_tls status asks for. Returns 0 for "call again later" (the WANT
@@ -220,6 +290,18 @@ static int handleStatus(tls_connection *conn, ssize_t status) {
     }
     updateTLSError(conn, conn_tls_last_error(conn->tls));
     return 1;
+}
+
+/* One handshake step: 1 done (the WANT flags cleared), 0 to be called again on the event
+ * the WANT flags name, -1 failed (the reason recorded). Safe on any thread: it touches
+ * only this connection. */
+static int handshakeStep(tls_connection *conn) {
+    int r = conn_tls_handshake(conn->tls);
+    if (r == CONN_TLS_OK) {
+        conn->flags &= ~(TLS_CONN_FLAG_WRITE_WANT_READ | TLS_CONN_FLAG_READ_WANT_WRITE);
+        return 1;
+    }
+    return handleStatus(conn, r) ? -1 : 0;
 }
 
 /* Read and write interest from the handlers, the WANT flags, and committed bytes that
@@ -390,8 +472,13 @@ static ssize_t connTLSSyncWrite(connection *conn_, char *ptr, ssize_t size, long
     int blocking = GLUE_WAS_BLOCKING(conn->c.fd);
     setBlockingTimeout(conn, timeout);
     ssize_t ret = conn_tls_write(conn->tls, ptr, (size_t)size);
-    /* Everything committed must be on the socket before returning, as with a blocking write. */
-    if (ret > 0 && conn_tls_flush(conn->tls) != CONN_TLS_OK) ret = CONN_TLS_WANT_WRITE;
+    /* Everything committed must be on the socket before returning, as with a blocking
+     * write: a flush that fails (EPIPE, ECONNRESET) fails the write with its reason; one
+     * that is still waiting when the send timeout expires is a timeout. */
+    if (ret > 0) {
+        int flushed = conn_tls_flush(conn->tls);
+        if (flushed != CONN_TLS_OK) ret = flushed == CONN_TLS_ERR ? CONN_TLS_ERR : CONN_TLS_WANT_WRITE;
+    }
     ret = afterIO(conn, ret, 0, 0);
     if (!blocking) unsetBlockingTimeout(conn);
     return ret;

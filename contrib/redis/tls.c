@@ -71,19 +71,6 @@ static void logConfigureError(const char *err) {
     serverLog(LL_WARNING, "Failed to configure TLS: %s", err);
 }
 
-/* Startup and CONFIG SET tls-*: every context built or reloaded from the new settings. A
- * failure changes nothing that is live. */
-static int configureAll(redisTLSContextConfig *c) {
-    if (checkTLSSettings(c) == C_ERR) return C_ERR;
-    pthread_mutex_lock(&contexts_lock);
-    int swapped;
-    int result = buildContext(c, server.tls_auth_clients, 1, 0, &swapped);
-    for (int auth = 0; auth < 3 && result == C_OK; auth++)
-        if (auth != server.tls_auth_clients && contexts[auth]) result = buildContext(c, auth, 1, 0, &swapped);
-    pthread_mutex_unlock(&contexts_lock);
-    return result;
-}
-
 static void initTLS(void) {
     conn_tls_set_log(onLog, NULL);
 #if !CONN_API_REGISTRY
@@ -120,14 +107,7 @@ static connection *createTLSConnection(aeEventLoop *el) {
 static connection *createAcceptedTLS(aeEventLoop *el, int fd, int require_auth) {
     tls_connection *conn = (tls_connection *)createTLSConnection(el);
     conn->c.fd = fd;
-    conn_tls_ctx *ctx = contextFor(require_auth);
-    conn->tls = ctx ? conn_tls_new_server(ctx, fd) : NULL;
-    if (!conn->tls) {
-        updateTLSError(conn, ctx ? conn_tls_thread_last_error() : "TLS is not configured");
-        conn->c.state = CONN_STATE_ERROR;
-        return (connection *)conn;
-    }
-    conn->c.state = CONN_STATE_ACCEPTING;
+    startServer(conn, require_auth);
     return (connection *)conn;
 }
 
@@ -137,11 +117,10 @@ static connection *createAcceptedTLS(aeEventLoop *el, int fd, int require_auth) 
  * the connection open, so that the caller may still touch it. */
 static int stepHandshake(tls_connection *conn, int call_handler_on_error, int *open) {
     *open = 0;
-    int r = conn_tls_handshake(conn->tls);
-    if (r == CONN_TLS_OK) {
-        conn->flags &= ~(TLS_CONN_FLAG_WRITE_WANT_READ | TLS_CONN_FLAG_READ_WANT_WRITE);
+    int step = handshakeStep(conn);
+    if (step == 1) {
         conn->c.state = CONN_STATE_CONNECTED;
-    } else if (!handleStatus(conn, r)) {
+    } else if (step == 0) {
         registerHandshakeEvent(conn);
         return C_OK;
     } else {
@@ -222,8 +201,7 @@ static int connTLSBlockingConnect(connection *conn_, const char *addr, int port,
 /* ---- Redis 7.2+: the registered connection type ---- */
 
 static int tlsConfigure(void *priv, int reconfigure) {
-    if (!reconfigure && contexts[server.tls_auth_clients]) return C_OK;
-    return configureAll(priv);
+    return configureOnce(priv, reconfigure);
 }
 
 static void cleanupTLS(void) {
@@ -351,7 +329,7 @@ void tlsCleanup(void) {
 }
 
 int tlsConfigure(redisTLSContextConfig *ctx_config) {
-    return configureAll(ctx_config);
+    return configureOnce(ctx_config, 1);
 }
 
 int isTlsConfigured(void) {

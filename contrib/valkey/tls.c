@@ -72,18 +72,17 @@ static list *pending_list = NULL;
 
 static ConnectionType CT_TLS;
 struct tls_connection;
-static void updatePendingFlag(struct tls_connection *conn);
+static void notePendingRead(struct tls_connection *conn);
 #define GLUE_TLS_CONFIG serverTLSContextConfig
 #define GLUE_EL(conn) ((void)(conn), server.el)
 /* An IO thread's job or the handshake pool has the connection: hands off. */
 #define GLUE_EVENTS_HELD(conn) ((conn)->flags & (TLS_CONN_FLAG_POSTPONE_UPDATE_STATE | TLS_CONN_FLAG_IN_POOL))
 #define GLUE_TCP() connectionTypeTcp()
 #define GLUE_WAS_BLOCKING(fd) anetIsBlock(NULL, (fd))
-#define GLUE_AFTER_READ(conn) updatePendingFlag(conn)
+#define GLUE_AFTER_READ(conn) notePendingRead(conn)
 #include "conntls_glue.h"
 
 /* ---- configuration ---- */
-
 
 /* Valkey's own tls-* settings beside the common ones (valkey-conntls.patch's, on 9.0). */
 static conn_tls_config *configFor(serverTLSContextConfig *c, int auth) {
@@ -110,7 +109,6 @@ static void logConfigureError(const char *err) {
     }
     serverLog(LL_WARNING, "Failed to configure TLS: %s", err);
 }
-
 
 /* ---- certificate facts for INFO (9.0) ---- */
 
@@ -155,14 +153,12 @@ static _Atomic long long lastTlsConfigureTime = 0;
 
 /* ---- configure and reload ---- */
 
-static int tlsConfigureAll(serverTLSContextConfig *c, int reconfigure, int only_if_changed) {
-    if (checkTLSSettings(c) == C_ERR) return C_ERR;
-    pthread_mutex_lock(&contexts_lock);
-    int swapped, others;
-    int result = buildContext(c, server.tls_auth_clients, reconfigure, only_if_changed, &swapped);
-    for (int auth = 0; auth < 3 && result == C_OK; auth++)
-        if (auth != server.tls_auth_clients && contexts[auth]) result = buildContext(c, auth, 1, only_if_changed, &others);
-    pthread_mutex_unlock(&contexts_lock);
+#if VALKEY_90
+/* tls-auto-reload-interval's reload and CONFIG SET tls-*, with stock's log lines for the
+ * first and the time of the last configure for the next. */
+static int tlsConfigureAll(serverTLSContextConfig *c, int only_if_changed) {
+    int swapped;
+    int result = configureContexts(c, only_if_changed, &swapped);
     if (only_if_changed) {
         /* Stock's words for the background reload (it logs the first before building;
          * conntls detects the change and builds in one call). */
@@ -170,20 +166,21 @@ static int tlsConfigureAll(serverTLSContextConfig *c, int reconfigure, int only_
         if (result == C_ERR) serverLog(LL_WARNING, "Background TLS reload failed");
         if (!swapped && result == C_OK) serverLog(LL_DEBUG, "TLS reload skipped: materials unchanged");
     }
-#if VALKEY_90
     atomic_store_explicit(&lastTlsConfigureTime, server.ustime, memory_order_relaxed);
-#endif
     return result;
 }
+#endif
 
 /* Startup and CONFIG SET tls-*: synchronous; a failure changes nothing. */
 static int tlsConfigureSync(void *priv, int reconfigure) {
-    if (!reconfigure && contexts[server.tls_auth_clients]) return C_OK;
-    int result = tlsConfigureAll(priv, reconfigure, 0);
 #if VALKEY_90
+    if (!reconfigure && contexts[server.tls_auth_clients]) return C_OK;
+    int result = tlsConfigureAll(priv, 0);
     if (result == C_OK) tlsRefreshAllCertInfo();
-#endif
     return result;
+#else
+    return configureOnce(priv, reconfigure);
+#endif
 }
 
 #if VALKEY_90
@@ -191,7 +188,7 @@ static int tlsConfigureSync(void *priv, int reconfigure) {
 /* tls-auto-reload-interval, on the bio thread: conntls builds and swaps the new
  * generation safely from any thread, and only when a file or option changed. */
 void tlsConfigureAsync(void) {
-    tlsConfigureAll(&server.tls_ctx_config, 1, 1);
+    tlsConfigureAll(&server.tls_ctx_config, 1);
 }
 
 /* Main thread, after the bio job: the new generation is already live; the INFO fields
@@ -265,7 +262,6 @@ static void tlsCleanup(void) {
 
 /* ---- connections ---- */
 
-
 static connection *createTLSConnection(void) {
     tls_connection *conn = zcalloc(sizeof(tls_connection));
     conn->c.type = &CT_TLS;
@@ -282,21 +278,11 @@ static connection *connCreateTLS(void) {
 static connection *connCreateAcceptedTLS(int fd, void *priv) {
     tls_connection *conn = (tls_connection *)createTLSConnection();
     conn->c.fd = fd;
-    conn_tls_ctx *ctx = contextFor(*(int *)priv);
-    conn->tls = ctx ? conn_tls_new_server(ctx, fd) : NULL;
-    if (!conn->tls) {
-        updateTLSError(conn, "TLS is not configured");
-        conn->c.state = CONN_STATE_ERROR;
-        return (connection *)conn;
-    }
-    conn->c.state = CONN_STATE_ACCEPTING;
+    startServer(conn, *(int *)priv);
     return (connection *)conn;
 }
 
 static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handler);
-
-
-
 
 static void postPoneUpdateSSLState(connection *conn_, int postpone) {
     tls_connection *conn = (tls_connection *)conn_;
@@ -306,8 +292,9 @@ static void postPoneUpdateSSLState(connection *conn_, int postpone) {
         conn->flags &= ~TLS_CONN_FLAG_POSTPONE_UPDATE_STATE;
 }
 
-/* Decrypted bytes that no fd event will announce go on the pending list. */
-static void updatePendingData(tls_connection *conn) {
+/* Main thread: the connection is on the pending list (decrypted bytes that no fd event
+ * will announce) exactly while notePendingRead found some. */
+static void syncPendingList(tls_connection *conn) {
     if (conn->flags & TLS_CONN_FLAG_POSTPONE_UPDATE_STATE) return;
     if (conn->flags & TLS_CONN_FLAG_HAS_PENDING)
         pendingAdd(conn);
@@ -315,13 +302,14 @@ static void updatePendingData(tls_connection *conn) {
         pendingRemove(conn);
 }
 
-static void updatePendingFlag(tls_connection *conn) {
+/* After every read, on whatever thread made it: records whether decrypted bytes wait,
+ * as a flag only (the pending list is the main thread's: syncPendingList). */
+static void notePendingRead(tls_connection *conn) {
     if (conn_tls_pending_read(conn->tls) > 0)
         conn->flags |= TLS_CONN_FLAG_HAS_PENDING;
     else
         conn->flags &= ~TLS_CONN_FLAG_HAS_PENDING;
 }
-
 
 /* Main thread: act on a handshake step's result (which may have run on an IO thread). */
 static int TLSHandleAcceptResult(tls_connection *conn, int call_handler_on_error) {
@@ -346,16 +334,14 @@ static void updateSSLState(connection *conn_) {
         if (TLSHandleAcceptResult(conn, 1) == C_ERR || conn->c.state != CONN_STATE_CONNECTED) return;
     }
     updateSSLEvent(conn);
-    updatePendingData(conn);
+    syncPendingList(conn);
 }
 
 /* One handshake step; safe on an IO thread: it only sets this connection's flags. */
 static void TLSAccept(tls_connection *conn) {
-    int r = conn_tls_handshake(conn->tls);
-    if (r == CONN_TLS_OK)
-        conn->flags |= TLS_CONN_FLAG_ACCEPT_SUCCESS;
-    else if (handleStatus(conn, r))
-        conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
+    int step = handshakeStep(conn);
+    if (step == 1) conn->flags |= TLS_CONN_FLAG_ACCEPT_SUCCESS;
+    if (step == -1) conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
 }
 
 #if VALKEY_90
@@ -386,10 +372,10 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
              * name is sent as SNI; with tls-verify-server-name the peer's name (host name
              * or address) is checked too. */
             if (!conn->tls) startClient(conn);
-            int r = conn->tls ? conn_tls_handshake(conn->tls) : CONN_TLS_ERR;
-            if (r == CONN_TLS_OK) {
+            int step = conn->tls ? handshakeStep(conn) : -1;
+            if (step == 1) {
                 conn->c.state = CONN_STATE_CONNECTED;
-            } else if (conn->tls && !handleStatus(conn, r)) {
+            } else if (step == 0) {
                 registerHandshakeEvent(conn);
                 return;
             } else {
@@ -405,7 +391,7 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
         break;
     case CONN_STATE_CONNECTED: {
         if (!handleConnectedEvent(conn, mask)) return;
-        updatePendingData(conn);
+        syncPendingList(conn);
         break;
     }
     default: break;
@@ -425,8 +411,8 @@ static void tlsAcceptHandler(aeEventLoop *el, int fd, void *privdata, int mask) 
         if (pauseAcceptingIfFull(el, fd, privdata)) return;
         cfd = anetTcpAccept(server.neterr, fd, cip, sizeof(cip), &cport);
         if (cfd == ANET_ERR) {
-    #if VALKEY_90
-        if (anetRetryAcceptOnError(errno)) continue;
+#if VALKEY_90
+            if (anetRetryAcceptOnError(errno)) continue;
 #endif
             if (errno != EWOULDBLOCK) serverLog(LL_WARNING, "Accepting client connection: %s", server.neterr);
             return;
@@ -462,7 +448,6 @@ static void connTLSCloseListener(connListener *listener) {
     connectionTypeTcp()->closeListener(listener);
 }
 
-
 /* Valkey calls this before connClose while a fork child exists (unlinkClient). A
  * handshake in the pool is the pool's until collected: the socket's shutdown makes it fail
  * there, and connTLSClose's free waits for the collection. */
@@ -471,7 +456,6 @@ static void connTLSShutdown(connection *conn_) {
     if (!(conn->flags & TLS_CONN_FLAG_IN_POOL)) releaseTLS(conn);
     connectionTypeTcp()->shutdown(conn_);
 }
-
 
 static void connTLSClose(connection *conn_) {
     tls_connection *conn = (tls_connection *)conn_;
@@ -502,7 +486,6 @@ static struct {
     void *privdata;
 } paused[CONFIG_BINDADDR_MAX]; /* client listeners not accepting while the pool is full */
 static int paused_count;
-
 
 /* Main thread: a client listener stops accepting while tcp-backlog handshakes are inside. */
 static int pauseAcceptingIfFull(aeEventLoop *el, int fd, void *privdata) {
@@ -613,7 +596,6 @@ static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handle
     return TLSHandleAcceptResult(conn, call_handler_on_error);
 }
 
-
 static int connTLSConnect(connection *conn_,
                           const char *addr,
                           int port,
@@ -632,23 +614,11 @@ static int connTLSConnect(connection *conn_,
 #endif
 }
 
-
-
-
-
-
-
-
-
-
 static int connTLSBlockingConnect(connection *conn_, const char *addr, int port, long long timeout) {
     if (conn_->state != CONN_STATE_NONE) return C_ERR;
     if (connectionTypeTcp()->blocking_connect(conn_, addr, port, timeout) == C_ERR) return C_ERR;
     return blockingHandshake((tls_connection *)conn_, addr, timeout);
 }
-
-
-
 
 #if VALKEY_90
 static int connTLSGetType(void) {
@@ -673,7 +643,6 @@ static int tlsHasPendingData(void) {
 static int tlsProcessPendingData(void) {
     return processPendingList(server.el);
 }
-
 
 static ConnectionType CT_TLS = {
     .get_type = connTLSGetType,
