@@ -20,6 +20,14 @@
  *     reads every reply and checks every byte. Exit 0 when all came right, 1 when the
  *     connection was dropped or a byte was wrong, 2 on set-up errors.
  *
+ *   resp_tls_peer PORT CA CERT KEY quit CHUNK SIZE[,SIZE...]
+ *     A close right after the last reply: for each SIZE, key:<i> set to SIZE bytes, then a
+ *     connection with a 4 KiB receive buffer sends GET key:<i> and QUIT in one record and
+ *     reads CHUNK bytes a millisecond until the server closes. Every byte of the bulk
+ *     reply is checked, then +OK must follow, then the end of the stream (printed: how a
+ *     server ends a TLS stream on a full socket is its own). Prints a line per size; exit
+ *     0 when every reply came whole, 1 otherwise, 2 on set-up errors.
+ *
  *   resp_tls_peer PORT CA CERT KEY churn COUNT
  *     Clients that leave mid-handshake (valkey #1883's "unexpected eof" accept errors),
  *     COUNT of them one after another, in turn: closing right after the TCP connect,
@@ -280,6 +288,65 @@ static int gather(int argc, char **argv) {
     return 0;
 }
 
+/* ---- quit ---- */
+
+static int quit(int argc, char **argv) {
+    if (argc != 2) die("quit CHUNK SIZE[,SIZE...]");
+    chunk = atol(argv[0]);
+    for (char *tok = strtok(argv[1], ","); tok && nsizes < 16; tok = strtok(NULL, ",")) sizes[nsizes++] = (size_t)atol(tok);
+    if (chunk < 1 || !nsizes) die("bad quit arguments");
+    set_keys();
+    int failed = 0;
+    char *buf = malloc((size_t)chunk);
+    for (size_t k = 0; k < nsizes; k++) {
+        peer p = {0};
+        rcvbuf = 4096;
+        if (peer_open(&p) != 0) die("handshake failed");
+        char cmd[128], why[256] = "";
+        int len = snprintf(cmd, sizeof cmd, "*2\r\n$3\r\nGET\r\n$%d\r\nkey:%zu\r\n*1\r\n$4\r\nQUIT\r\n",
+                           snprintf(NULL, 0, "key:%zu", k), k);
+        if (send_all(&p, cmd, (size_t)len)) snprintf(why, sizeof why, "write failed");
+        replies r = {.first = k};
+        const char ok[] = "+OK\r\n";
+        size_t after = 0; /* bytes of +OK read */
+        const char *end = "";
+        while (!*why && !*end) {
+            struct timespec ms = {.tv_nsec = 1000000};
+            nanosleep(&ms, NULL);
+            int n = SSL_read(p.ssl, buf, (int)chunk);
+            if (n <= 0) {
+                int e = SSL_get_error(p.ssl, n);
+                end = e == SSL_ERROR_ZERO_RETURN ? "close_notify" : e == SSL_ERROR_SYSCALL ? "EOF" : "a TLS error";
+                /* Once everything came, how the stream ends is the server's TLS close: stock's
+                 * own SSL_shutdown can leave a truncated alert on a full socket. */
+                if (r.done != 1 || after != sizeof ok - 1)
+                    snprintf(why, sizeof why, "the stream ended (%s) after %zu bytes of the bulk and %zu of +OK", end,
+                             r.done ? sizes[k] : r.at, after);
+                break;
+            }
+            for (int i = 0; i < n && !*why; i++) {
+                if (r.done == 0) {
+                    char c;
+                    int last = expected(k, r.at, &c);
+                    if (buf[i] != c) snprintf(why, sizeof why, "wrong byte at offset %zu", r.at);
+                    r.at++;
+                    if (last) r.done = 1;
+                } else if (after < sizeof ok - 1 && buf[i] == ok[after]) {
+                    after++;
+                } else {
+                    snprintf(why, sizeof why, "unexpected byte after the bulk");
+                }
+            }
+        }
+        peer_close(&p);
+        if (*why) printf("quit %zu: %s\n", sizes[k], why);
+        else printf("quit %zu: whole, +OK, then %s\n", sizes[k], end);
+        failed |= *why != 0;
+    }
+    free(buf);
+    return failed;
+}
+
 /* ---- churn ---- */
 
 static int churn(int argc, char **argv) {
@@ -399,7 +466,7 @@ static int killpair(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN); /* a server that drops us: an error, not a death */
-    if (argc < 6) die("usage: resp_tls_peer PORT CA CERT KEY pipeline|gather|churn|killpair ...");
+    if (argc < 6) die("usage: resp_tls_peer PORT CA CERT KEY pipeline|gather|churn|killpair|quit ...");
     port = atoi(argv[1]);
     ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx || SSL_CTX_load_verify_locations(ctx, argv[2], NULL) != 1 ||
@@ -411,5 +478,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[5], "killpair")) return killpair(argc - 6, argv + 6);
     if (!strcmp(argv[5], "gather")) return gather(argc - 6, argv + 6);
     if (!strcmp(argv[5], "churn")) return churn(argc - 6, argv + 6);
+    if (!strcmp(argv[5], "quit")) return quit(argc - 6, argv + 6);
     die("unknown mode");
 }

@@ -32,6 +32,9 @@
  * the call is repeated. */
 #define TLS_CONN_FLAG_READ_WANT_WRITE (1 << 0)
 #define TLS_CONN_FLAG_WRITE_WANT_READ (1 << 1)
+/* connShutdown came while committed bytes waited: the socket is shut down when the close
+ * that follows has delivered them (closeWhenFlushed). */
+#define TLS_CONN_FLAG_SHUTDOWN_ON_CLOSE (1 << 2)
 
 typedef struct tls_connection {
     connection c;
@@ -40,7 +43,12 @@ typedef struct tls_connection {
     char *tls_error;
     char *server_name; /* an outgoing link's host name or address (SNI, host check) */
     listNode *pending_list_node;
+    long long close_timer; /* while a close waits for committed bytes: its deadline's time event; else -1 */
 } tls_connection;
+
+/* A connection the server has closed whose last bytes are still going out: the server no
+ * longer knows it, and only closeFlushEvent and closeFlushTimeout touch its events. */
+#define CLOSING(conn) ((conn)->close_timer != -1)
 
 static void tlsHandleEvent(struct tls_connection *conn, int mask);
 static conn_tls_config *configFor(GLUE_TLS_CONFIG *c, int auth);
@@ -310,7 +318,7 @@ static int handshakeStep(tls_connection *conn) {
  * ever take them, and the writable event would fire for nobody). */
 static void updateSSLEvent(tls_connection *conn) {
     aeEventLoop *el = GLUE_EL(conn);
-    if (!el || conn->c.fd < 0 || GLUE_EVENTS_HELD(conn)) return;
+    if (!el || conn->c.fd < 0 || GLUE_EVENTS_HELD(conn) || CLOSING(conn)) return;
     int mask = aeGetFileEvents(el, conn->c.fd);
     int need_read = conn->c.read_handler || (conn->flags & TLS_CONN_FLAG_WRITE_WANT_READ);
     int need_write = conn->c.write_handler || (conn->flags & TLS_CONN_FLAG_READ_WANT_WRITE) ||
@@ -592,6 +600,94 @@ static void finishClose(tls_connection *conn) {
     conn->server_name = NULL;
     if (GLUE_EL(conn)) pendingRemove(conn);
     GLUE_TCP()->close((connection *)conn);
+}
+
+/* Whether conntls holds bytes the server counts as written that the socket has not taken
+ * yet, after one more try to send them. */
+static int unsentBytes(tls_connection *conn) {
+    return conn->tls && conn->c.state == CONN_STATE_CONNECTED && conn_tls_pending_write(conn->tls) > 0 &&
+           conn_tls_flush(conn->tls) == CONN_TLS_WANT_WRITE;
+}
+
+/* How long a closed connection may wait for the socket to take its last bytes. The bytes
+ * are at most about two TLS records; a peer that reads nothing for this long gets the
+ * close without them, as a peer whose socket stops taking data gets from stock when its
+ * timeout or the kernel ends the connection. */
+#define TLS_CLOSE_FLUSH_MS 10000
+
+/* The close itself, after a connShutdown that waited for it too. */
+static void closeNow(tls_connection *conn) {
+    if (conn->flags & TLS_CONN_FLAG_SHUTDOWN_ON_CLOSE) {
+        releaseTLS(conn);
+        shutdown(conn->c.fd, SHUT_RDWR);
+    }
+    finishClose(conn);
+}
+
+static void endDeferredClose(tls_connection *conn, aeEventLoop *el) {
+    if (CLOSING(conn)) aeDeleteTimeEvent(el, conn->close_timer);
+    conn->close_timer = -1;
+    aeDeleteFileEvent(el, conn->c.fd, AE_READABLE | AE_WRITABLE);
+    closeNow(conn);
+}
+
+static void closeFlushEvent(aeEventLoop *el, int fd, void *clientData, int mask) {
+    UNUSED(fd);
+    UNUSED(mask);
+    tls_connection *conn = clientData;
+    /* The committed bytes, then close_notify: a close_notify the socket took only in part
+     * would end the peer's stream with a truncated record. */
+    int r = conn_tls_shutdown(conn->tls);
+    if (r == CONN_TLS_WANT_WRITE) return;
+    if (r != CONN_TLS_OK)
+        serverLog(LL_VERBOSE, "TLS: the last bytes of a closed connection were not delivered: %s", conn_tls_last_error(conn->tls));
+    endDeferredClose(conn, el);
+}
+
+static int closeFlushTimeout(aeEventLoop *el, long long id, void *clientData) {
+    UNUSED(id);
+    tls_connection *conn = clientData;
+    serverLog(LL_NOTICE, "TLS: a closed connection's last %zd bytes were not taken by its peer in %d ms: closed without them",
+              conn_tls_pending_write(conn->tls), TLS_CLOSE_FLUSH_MS);
+    conn->close_timer = -1; /* this event ends itself */
+    endDeferredClose(conn, el);
+    return AE_NOMORE;
+}
+
+/* The server closes a connection (QUIT, CLIENT_CLOSE_AFTER_REPLY, a protocol error, a
+ * kill): bytes it was told were written still go out first. Stock's writes put them in
+ * the kernel, which sends them after the close; conntls may hold the unsent part of its
+ * last record. So the connection stays, watched only for writable, until they and the
+ * close_notify after them are on the socket (then the close) or TLS_CLOSE_FLUSH_MS pass
+ * (then the close, logged). The library never blocks: this is the event loop's wait. The server never
+ * sees the connection again. */
+static void closeWhenFlushed(tls_connection *conn) {
+    aeEventLoop *el = GLUE_EL(conn);
+    if (!el || CLOSING(conn) || !unsentBytes(conn)) {
+        if (!CLOSING(conn)) closeNow(conn);
+        return;
+    }
+    conn->c.read_handler = conn->c.write_handler = conn->c.conn_handler = NULL;
+    pendingRemove(conn);
+    aeDeleteFileEvent(el, conn->c.fd, AE_READABLE);
+    conn->close_timer = aeCreateTimeEvent(el, TLS_CLOSE_FLUSH_MS, closeFlushTimeout, conn, NULL);
+    if (conn->close_timer == AE_ERR || aeCreateFileEvent(el, conn->c.fd, AE_WRITABLE, closeFlushEvent, conn) == AE_ERR) {
+        serverLog(LL_WARNING, "TLS: cannot wait for a closed connection's last bytes: closed without them");
+        endDeferredClose(conn, el);
+    }
+}
+
+/* connShutdown, which Valkey and Redis 7.2+ call right before connClose while a fork
+ * child exists (so that the child's copy of the fd cannot keep the connection open): the
+ * TLS state goes and the socket is shut down at once, unless committed bytes wait: then
+ * the close that follows delivers them first, and shuts the socket down after. */
+static void shutdownTLS(tls_connection *conn) {
+    if (unsentBytes(conn)) {
+        conn->flags |= TLS_CONN_FLAG_SHUTDOWN_ON_CLOSE;
+        return;
+    }
+    releaseTLS(conn);
+    shutdown(conn->c.fd, SHUT_RDWR);
 }
 
 #endif /* CONNTLS_GLUE_H */

@@ -94,6 +94,7 @@ static connection *createTLSConnection(aeEventLoop *el) {
     tls_connection *conn = zcalloc(sizeof(tls_connection));
     conn->c.type = &CT_TLS;
     conn->c.fd = -1;
+    conn->close_timer = -1;
 #if CONN_API_REGISTRY
     conn->c.el = el;
     conn->c.iovcnt = IOV_MAX;
@@ -172,7 +173,7 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
 }
 
 static void connTLSClose(connection *conn_) {
-    finishClose((tls_connection *)conn_);
+    closeWhenFlushed((tls_connection *)conn_);
 }
 
 static int connTLSAccept(connection *conn_, ConnectionCallbackFunc accept_handler) {
@@ -245,10 +246,9 @@ static int connTLSListen(connListener *listener) {
     return listenToPort(listener);
 }
 
-/* Before a fork's close path (or a replica's shutdown): the TLS state goes with the fd. */
+/* Before a fork's close path (or a replica's shutdown): see shutdownTLS. */
 static void connTLSShutdown(connection *conn_) {
-    releaseTLS((tls_connection *)conn_);
-    connectionTypeTcp()->shutdown(conn_);
+    shutdownTLS((tls_connection *)conn_);
 }
 
 /* Leaving an event loop (to or from an IO thread): no event and no pending-list entry may

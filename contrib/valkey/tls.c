@@ -266,6 +266,7 @@ static connection *createTLSConnection(void) {
     tls_connection *conn = zcalloc(sizeof(tls_connection));
     conn->c.type = &CT_TLS;
     conn->c.fd = -1;
+    conn->close_timer = -1;
     conn->c.iovcnt = IOV_MAX;
     return (connection *)conn;
 }
@@ -453,8 +454,11 @@ static void connTLSCloseListener(connListener *listener) {
  * there, and connTLSClose's free waits for the collection. */
 static void connTLSShutdown(connection *conn_) {
     tls_connection *conn = (tls_connection *)conn_;
-    if (!(conn->flags & TLS_CONN_FLAG_IN_POOL)) releaseTLS(conn);
-    connectionTypeTcp()->shutdown(conn_);
+    if (conn->flags & TLS_CONN_FLAG_IN_POOL) {
+        connectionTypeTcp()->shutdown(conn_);
+        return;
+    }
+    shutdownTLS(conn);
 }
 
 static void connTLSClose(connection *conn_) {
@@ -464,7 +468,7 @@ static void connTLSClose(connection *conn_) {
         conn->flags |= TLS_CONN_FLAG_CLOSE_COLLECTED;
         return;
     }
-    finishClose(conn);
+    closeWhenFlushed(conn);
 }
 
 /* tls-handshake-threads: accepted handshakes run on conntls's pool, off the main thread.
@@ -477,9 +481,11 @@ static void connTLSClose(connection *conn_) {
 #if VALKEY_90
 #define TLS_HANDSHAKE_THREADS server.tls_handshake_threads /* valkey-conntls.patch's option */
 #else
-static int no_handshake_threads; /* 8.1 is built unpatched: no tls-handshake-threads */
-#define TLS_HANDSHAKE_THREADS no_handshake_threads
+#define TLS_HANDSHAKE_THREADS 0 /* 8.1 is built unpatched: no tls-handshake-threads */
 #endif
+/* The pool could not start: handshakes stay on the main thread. The option keeps its
+ * value (it is immutable: CONFIG GET and CONFIG REWRITE show what was configured). */
+static int pool_failed;
 static int pool_inside; /* submitted, not yet collected */
 static struct {
     int fd;
@@ -542,17 +548,20 @@ static void poolCollect(struct aeEventLoop *el, int fd, void *clientData, int ma
 
 /* The pool, started on the first accept with tls-handshake-threads set; NULL without. */
 static conn_tls_pool *handshakePool(void) {
-    if (pool || TLS_HANDSHAKE_THREADS <= 0) return pool;
+    if (pool || pool_failed || TLS_HANDSHAKE_THREADS <= 0) return pool;
     pool = conn_tls_pool_new((unsigned)TLS_HANDSHAKE_THREADS, 2 * (unsigned)server.tcp_backlog, TLS_POOL_TIMEOUT_MS);
     if (!pool) {
         serverLog(LL_WARNING, "TLS handshake pool not started (%s): handshakes stay on the main thread",
                   conn_tls_thread_last_error());
-        TLS_HANDSHAKE_THREADS = 0;
-    } else if (aeCreateFileEvent(server.el, conn_tls_pool_fd(pool), AE_READABLE, poolCollect, NULL) == AE_ERR) {
+        pool_failed = 1;
+        return NULL;
+    }
+    if (aeCreateFileEvent(server.el, conn_tls_pool_fd(pool), AE_READABLE, poolCollect, NULL) == AE_ERR) {
         serverLog(LL_WARNING, "TLS handshake pool not watched: handshakes stay on the main thread");
         conn_tls_pool_free(pool);
         pool = NULL;
-        TLS_HANDSHAKE_THREADS = 0;
+        pool_failed = 1;
+        return NULL;
     }
     pool_pid = getpid();
     return pool;
