@@ -15,6 +15,7 @@
  *   GLUE_TCP()                 the server's TCP connection type
  *   GLUE_WAS_BLOCKING(fd)      whether a blocking call found the fd already blocking
  *   GLUE_AFTER_READ(conn)      what a read leaves behind besides its result (may be empty)
+ *   GLUE_TIMER_RESULT          what the server's aeTimeProc returns (int; long long in Valkey)
  *   CT_TLS                     declared: its ConnectionType
  * and after it: tlsHandleEvent (one fd event on a connection), configFor (the tls-* options as conntls options for an
  * auth mode: configWith and the server's own), logConfigureError and pendingList (the list
@@ -152,7 +153,7 @@ static int checkTLSSettings(GLUE_TLS_CONFIG *c) {
  * until the settings next change: a failed build is not repeated on every accept (each
  * reads every file on the main thread), and each refused connection carries the reason. */
 static conn_tls_ctx *contexts[3]; /* indexed by TLS_CLIENT_AUTH_NO / _YES / _OPTIONAL */
-static char context_failed[3][256]; /* why the mode's context could not be built; "" if not tried or built */
+static char context_failed[3][512]; /* why the mode's context could not be built; "" if not tried or built */
 static pthread_mutex_t contexts_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Builds (or, with a context already there, swaps a new generation into) the context for
@@ -231,10 +232,10 @@ static conn_tls_ctx *contextFor(int auth) {
 /* Why contextFor(auth) returned NULL, for the connection's error. */
 static const char *contextError(int auth) {
     if (auth < 0 || auth > 2) auth = TLS_CLIENT_AUTH_YES;
-    static __thread char why[300];
+    static __thread char why[600];
     pthread_mutex_lock(&contexts_lock);
     if (context_failed[auth][0])
-        snprintf(why, sizeof why, "TLS for tls-auth-clients %s: %s", authName(auth), context_failed[auth]);
+        snprintf(why, sizeof why, "TLS for tls-auth-clients %s: %.511s", authName(auth), context_failed[auth]);
     else
         snprintf(why, sizeof why, "TLS is not configured");
     pthread_mutex_unlock(&contexts_lock);
@@ -644,7 +645,7 @@ static void closeFlushEvent(aeEventLoop *el, int fd, void *clientData, int mask)
     endDeferredClose(conn, el);
 }
 
-static int closeFlushTimeout(aeEventLoop *el, long long id, void *clientData) {
+static GLUE_TIMER_RESULT closeFlushTimeout(aeEventLoop *el, long long id, void *clientData) {
     UNUSED(id);
     tls_connection *conn = clientData;
     serverLog(LL_NOTICE, "TLS: a closed connection's last %zd bytes were not taken by its peer in %d ms: closed without them",
@@ -681,7 +682,7 @@ static void closeWhenFlushed(tls_connection *conn) {
  * child exists (so that the child's copy of the fd cannot keep the connection open): the
  * TLS state goes and the socket is shut down at once, unless committed bytes wait: then
  * the close that follows delivers them first, and shuts the socket down after. */
-static void shutdownTLS(tls_connection *conn) {
+static inline void shutdownTLS(tls_connection *conn) { /* inline: unused on Redis 7.0, which has no connShutdown */
     if (unsentBytes(conn)) {
         conn->flags |= TLS_CONN_FLAG_SHUTDOWN_ON_CLOSE;
         return;

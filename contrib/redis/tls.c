@@ -57,6 +57,7 @@ static list *pending_list; /* the one event loop's */
 #define GLUE_EVENTS_HELD(conn) ((void)(conn), 0) /* no thread but the event loop's steps TLS */
 #define GLUE_WAS_BLOCKING(fd) ((void)(fd), 0)    /* blocking calls leave the fd non-blocking, as stock */
 #define GLUE_AFTER_READ(conn) ((void)(conn))
+#define GLUE_TIMER_RESULT int
 #include "conntls_glue.h"
 
 /* ---- configuration ---- */

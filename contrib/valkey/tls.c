@@ -80,6 +80,7 @@ static void notePendingRead(struct tls_connection *conn);
 #define GLUE_TCP() connectionTypeTcp()
 #define GLUE_WAS_BLOCKING(fd) anetIsBlock(NULL, (fd))
 #define GLUE_AFTER_READ(conn) notePendingRead(conn)
+#define GLUE_TIMER_RESULT long long
 #include "conntls_glue.h"
 
 /* ---- configuration ---- */
