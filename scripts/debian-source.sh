@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fetches one Debian source package, by name and exact version, into DIR with apt's own
 # signature checks, using an apt configuration of this project's (deb-src lines for
-# bookworm, bookworm-security, trixie and trixie-security under target/debian-apt), never the
-# machine's. Prints each file fetched with its sha256. Fails, naming the package and apt's
+# bookworm, bookworm-security, trixie and trixie-security under target/debian-apt, at the
+# archives the machine's own apt sources name), never editing the machine's. Prints each file fetched with its sha256. Fails, naming the package and apt's
 # error, when anything is missing: never a silent skip.
 #
 #   scripts/debian-source.sh NAME VERSION DIR [--tar-only]
@@ -17,11 +17,29 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 apt_dir=$top/target/debian-apt
 mkdir -p "$apt_dir/lists/partial" "$dir"
 
+# The archives' addresses come from the machine's own apt sources (deb822 stanzas in
+# sources.list.d/*.sources, one-line entries in sources.list): a source whose suites end in
+# -security gives the security archive, any other Debian suite the main one. No address is
+# written here.
+archives=$(
+  { cat /etc/apt/sources.list.d/*.sources 2>/dev/null; echo; } | awk '
+    /^[Uu][Rr][Ii][Ss]:/ { uris = $2 } /^[Ss]uites:/ { suites = $0 }
+    /^[ \t]*$/ { if (uris != "") print (suites ~ /-security/ ? "security " : "main ") uris; uris = ""; suites = "" }'
+  { grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list 2>/dev/null || true; } | sed 's/\[[^]]*\]//' |
+    awk '{ print ($3 ~ /-security$/ ? "security " : "main ") $2 }'
+)
+main_uri=$(awk '$1 == "main" { print $2; exit }' <<<"$archives")
+security_uri=$(awk '$1 == "security" { print $2; exit }' <<<"$archives")
+if [ -z "$main_uri" ] || [ -z "$security_uri" ]; then
+  echo "debian-source: no Debian archive and security archive in this machine's apt sources" \
+       "(/etc/apt/sources.list.d/*.sources URIs, or deb lines in /etc/apt/sources.list): cannot fetch $name" >&2
+  exit 1
+fi
 cat > "$apt_dir/sources.list" <<LIST
-deb-src http://deb.debian.org/debian bookworm main
-deb-src http://deb.debian.org/debian-security bookworm-security main
-deb-src http://deb.debian.org/debian trixie main
-deb-src http://deb.debian.org/debian-security trixie-security main
+deb-src $main_uri bookworm main
+deb-src $security_uri bookworm-security main
+deb-src $main_uri trixie main
+deb-src $security_uri trixie-security main
 LIST
 apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o Dir::Etc::sourceparts=-
           -o "Dir::State::Lists=$apt_dir/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
