@@ -19,6 +19,14 @@
  *  - Threads: a conn_tls_ctx and a conn_tls_config may be used from any number of threads
  *    at once. A conn_tls is used by one thread at a time, but any thread: the caller's own
  *    hand-off (a mutex, a queue) is all the synchronisation needed.
+ *  - fork: a child forked while other threads run conntls calls (a BGSAVE child, a
+ *    worker process) can use and free every object it inherited, without deadlock: the
+ *    library's locks are never held across a fork (a fork waits for calls holding one,
+ *    a reload on another thread included). Only a conn_tls_pool is the parent's: its
+ *    threads are not in the child, so there submit and collect give CONN_TLS_EINVAL,
+ *    conn_tls_pool_fd -1, and conn_tls_pool_free returns without joining; a connection
+ *    that was inside the pool at the fork stays with it (its conn_tls_free is accepted
+ *    and frees nothing in the child). OpenSSL's own state is as a fork left it.
  *  - Every call leaves the calling thread's OpenSSL error queue empty. No call aborts,
  *    prints, installs signal handlers, raises SIGPIPE, blocks on a non-blocking fd or
  *    closes the caller's fd.
@@ -568,7 +576,8 @@ conn_tls_pool *conn_tls_pool_new(unsigned int threads, unsigned int max_inflight
  for a connection already inside a pool (submitted again before it was collected:
  an event loop that still watches its fd), which changes nothing: the pool keeps it;
  and CONN_TLS_EINVAL for a connection whose fd is the fd of another connection inside
- this pool (nothing taken: two handshakes cannot share one socket).
+ this pool (nothing taken: two handshakes cannot share one socket), and in a forked
+ child (nothing taken: the pool's threads are the parent's).
 
  While a connection is inside, every other conn_tls_* call on it is refused with
  CONN_TLS_EINVAL ("the connection is inside a handshake pool ...") and changes nothing;
@@ -582,7 +591,7 @@ int conn_tls_pool_submit(conn_tls_pool *pool, conn_tls *c, void *user);
  collected (an event loop woken by it always finds one; after the last is collected it
  is no longer readable):
  watch it for reading in the caller's event loop. It belongs to the pool (do not close
- or read it). Returns -1 for NULL. Does not change the pool.
+ or read it). Returns -1 for NULL, and in a forked child. Does not change the pool.
  */
 int conn_tls_pool_fd(const conn_tls_pool *pool);
 
@@ -595,14 +604,16 @@ int conn_tls_pool_fd(const conn_tls_pool *pool);
  A connection given to conn_tls_free while inside comes back freed: `*c` NULL,
  `*status` CONN_TLS_EINVAL, `*user` its tag, whether its handshake had ended or not;
  the library no longer uses its fd.
- Returns 0 when none waits (outputs untouched), CONN_TLS_EINVAL for a NULL argument.
+ Returns 0 when none waits (outputs untouched), CONN_TLS_EINVAL for a NULL argument
+ and in a forked child (the pool's threads are the parent's).
  */
 int conn_tls_pool_collect(conn_tls_pool *pool, conn_tls **c, void **user, int *status);
 
 /*
  Stops the pool's threads and frees it; NULL is accepted. Connections still inside
  (not collected) are freed; their fds stay open and remain the caller's. Blocks until
- the threads have stopped (at most one handshake step each).
+ the threads have stopped (at most one handshake step each). In a forked child it
+ returns at once and frees nothing that the parent's threads held.
  */
 void conn_tls_pool_free(conn_tls_pool *pool);
 

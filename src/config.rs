@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Mutex;
+use crate::fork::Lock;
 
 /// How an option's value is checked and read.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -200,16 +200,16 @@ fn normalize(name: &str, kind: Kind, value: &[u8]) -> Result<Option<Vec<u8>>, St
 /// background reload may read it while another thread sets options.
 #[derive(Default)]
 pub struct Config {
-    options: Mutex<Options>,
+    options: Lock<Options>,
 }
 
 impl Config {
     pub fn set(&self, name: &str, value: &[u8]) -> Result<(), String> {
-        self.options.lock().unwrap_or_else(|e| e.into_inner()).set(name, value)
+        self.options.lock().set(name, value)
     }
 
     pub fn snapshot(&self) -> Options {
-        self.options.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.options.lock().clone()
     }
 }
 

@@ -76,6 +76,8 @@ impl Connection {
     ///
     /// # Safety
     /// Only the one thread that the connection is lent to, while it is lent.
+    // From &self through the UnsafeCell: the owner holds &Connection meanwhile and reads `lent` only.
+    #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn lent_tls(&self) -> &mut Tls {
         &mut *self.tls.get()
     }

@@ -11,12 +11,13 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_int, c_long, c_void, CString};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use openssl_sys as ffi;
 
 use crate::config::{AuthClients, Config, Options};
+use crate::fork::Lock;
 use crate::liveness::Liveness;
 use crate::ossl::{self, KeyError, Session, SslCtx, X509Store, X509};
 use crate::sources::Sources;
@@ -106,8 +107,9 @@ impl Generation {
 /// certificates and settings, swapped atomically by reloads, and the client session store.
 pub struct Context {
     live: ArcSwap<Generation>,
-    /// Held by reloads only, to serialize them; it also keeps the trust secrets.
-    reload_lock: Mutex<Trust>,
+    /// Held by reloads only, to serialize them; it also keeps the trust secrets. (A fork
+    /// waits for a reload running on another thread: see `crate::fork`.)
+    reload_lock: Lock<Trust>,
     sessions: Arc<ClientSessions>,
 }
 
@@ -119,7 +121,7 @@ impl Context {
         Ok(Context {
             live: ArcSwap::from_pointee(generation),
             sessions: Arc::new(ClientSessions::new(trust.epoch)),
-            reload_lock: Mutex::new(trust),
+            reload_lock: Lock::new(trust),
         })
     }
 
@@ -127,21 +129,25 @@ impl Context {
     /// changed. On error nothing changes.
     pub fn reload(&self, config: &Config, only_if_changed: bool) -> Result<bool, String> {
         let sources = Sources::read(config.snapshot())?;
-        let mut trust = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let live = self.live.load_full();
-        if only_if_changed && sources.digest() == live.source_digest {
-            return Ok(false);
-        }
-        let trust_digest = sources.trust_digest();
-        let next_trust =
-            if trust_digest == trust.digest { trust.clone() } else { Trust::new(trust_digest, trust.epoch + 1)? };
-        let generation = build(&sources, &next_trust, live.number + 1)?;
-        if next_trust.epoch != trust.epoch {
-            self.sessions.reset(next_trust.epoch);
-        }
-        *trust = next_trust;
-        self.live.store(Arc::new(generation));
-        log::info!("conntls: context generation {} is live", live.number + 1);
+        let number = {
+            let mut trust = self.reload_lock.lock();
+            let live = self.live.load_full();
+            if only_if_changed && sources.digest() == live.source_digest {
+                return Ok(false);
+            }
+            let trust_digest = sources.trust_digest();
+            let next_trust =
+                if trust_digest == trust.digest { trust.clone() } else { Trust::new(trust_digest, trust.epoch + 1)? };
+            let generation = build(&sources, &next_trust, live.number + 1)?;
+            if next_trust.epoch != trust.epoch {
+                self.sessions.reset(next_trust.epoch);
+            }
+            *trust = next_trust;
+            self.live.store(Arc::new(generation));
+            live.number + 1
+        };
+        // Logged once the lock is given back: the callback never runs inside a fork section.
+        log::info!("conntls: context generation {number} is live");
         Ok(true)
     }
 
@@ -476,7 +482,7 @@ unsafe extern "C" fn new_session_cb(ssl: *mut ffi::SSL, session: *mut ffi::SSL_S
 
 /// Newest session per server name, for client connections to resume with.
 pub struct ClientSessions {
-    inner: Mutex<(u64, HashMap<Option<String>, Session>)>,
+    inner: Lock<(u64, HashMap<Option<String>, Session>)>,
 }
 
 /// A bound on distinct server names remembered, so a client talking to many hosts stays small.
@@ -484,17 +490,17 @@ const MAX_SERVER_NAMES: usize = 4096;
 
 impl ClientSessions {
     fn new(epoch: u64) -> ClientSessions {
-        ClientSessions { inner: Mutex::new((epoch, HashMap::new())) }
+        ClientSessions { inner: Lock::new((epoch, HashMap::new())) }
     }
 
     fn reset(&self, epoch: u64) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         *inner = (epoch, HashMap::new());
     }
 
     /// The session to offer for `name`, if one from the current trust epoch is kept.
     pub fn offer(&self, epoch: u64, name: &Option<String>) -> Option<Session> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.inner.lock();
         if inner.0 != epoch {
             return None;
         }
@@ -503,7 +509,7 @@ impl ClientSessions {
 
     /// Keeps `session` as the newest for `name`, unless it belongs to an older trust epoch.
     fn keep(&self, epoch: u64, name: &Option<String>, session: Session) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         if inner.0 != epoch {
             return;
         }

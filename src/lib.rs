@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod ffi;
+mod fork;
 pub mod liveness;
 pub mod logging;
 pub mod pool;

@@ -3,12 +3,16 @@
 //! A caller, a binding above all, must know when it may free the callback and the user
 //! data it gave: so replacing the callback waits until no call of the old one is running.
 //! Each call of the callback holds a reference to the sink it took (an Arc); a swap
-//! replaces the sink and then waits, on the same mutex, until no other reference to the
-//! old one is left. The lock is never held while the callback runs.
+//! replaces the sink and then waits until no other reference to the old one is left. The
+//! lock is held only inside fork sections (`crate::fork`), never while the callback runs
+//! nor while a swap waits: a fork meanwhile cannot leave it held in the child.
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::fork::{Held, Lock};
 
 /// The C callback: `ud` as given, a syslog level, a NUL-terminated message valid for the call.
 pub type LogCallback = Option<unsafe extern "C" fn(ud: *mut c_void, level: c_int, msg: *const c_char)>;
@@ -18,17 +22,15 @@ struct Sink {
     user_data: usize,
 }
 
-static SINK: Mutex<Option<Arc<Sink>>> = Mutex::new(None);
-/// Signalled each time a call of a callback has given its sink back.
-static RETURNED: Condvar = Condvar::new();
+static SINK: Lock<Option<Arc<Sink>>> = Lock::new(None);
 
 thread_local! {
     /// The sink whose callback this thread is running, or null.
     static INSIDE: Cell<*const Sink> = const { Cell::new(std::ptr::null()) };
 }
 
-fn sink() -> MutexGuard<'static, Option<Arc<Sink>>> {
-    SINK.lock().unwrap_or_else(|e| e.into_inner())
+fn sink() -> Held<'static, Option<Arc<Sink>>> {
+    SINK.lock()
 }
 
 struct Bridge;
@@ -55,11 +57,10 @@ impl log::Log for Bridge {
         INSIDE.with(|inside| inside.set(Arc::as_ptr(&current)));
         unsafe { (current.callback)(current.user_data as *mut c_void, level, msg.as_ptr()) };
         INSIDE.with(|inside| inside.set(std::ptr::null()));
-        // Given back under the lock, so a swap waiting for this sink sees it go.
-        let guard = sink();
+        // Given back under the lock, so a swap counting this sink's references sees it go.
+        let locked = sink();
         drop(current);
-        drop(guard);
-        RETURNED.notify_all();
+        drop(locked);
     }
 
     fn flush(&self) {}
@@ -73,16 +74,34 @@ pub fn set_callback(callback: LogCallback, user_data: *mut c_void) {
     // A Rust host may have its own logger; then conntls's messages go there instead.
     static OURS: OnceLock<bool> = OnceLock::new();
     let ours = *OURS.get_or_init(|| log::set_logger(&BRIDGE).is_ok());
-    let mut guard = sink();
-    let old = std::mem::replace(&mut *guard, callback.map(|callback| Arc::new(Sink { callback, user_data: user_data as usize })));
+    let old = std::mem::replace(
+        &mut *sink(),
+        callback.map(|callback| Arc::new(Sink { callback, user_data: user_data as usize })),
+    );
     if ours {
         log::set_max_level(if callback.is_some() { log::LevelFilter::Debug } else { log::LevelFilter::Off });
     }
     let Some(old) = old else { return };
     // References to `old`: this one, plus one per call of it still running. Called from
     // inside the callback, this thread's own call cannot end first: it is not waited for.
+    // Polled outside any section (a swap is rare, a call short): waiting inside one would
+    // hold up a fork, and the fork the calls that must end.
     let own_call = usize::from(INSIDE.with(Cell::get) == Arc::as_ptr(&old));
-    while Arc::strong_count(&old) > 1 + own_call {
-        guard = RETURNED.wait(guard).unwrap_or_else(|e| e.into_inner());
+    while {
+        let _locked = sink();
+        Arc::strong_count(&old) > 1 + own_call
+    } {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// In a forked child: the calls of the callback that were running on other threads at the
+/// fork never end here, so their references to the sink are written off (a fresh sink with
+/// the same callback; the old one is left to them) and a swap does not wait for them.
+pub(crate) fn after_fork_in_child() {
+    let mut locked = sink();
+    if let Some(old) = locked.take() {
+        *locked = Some(Arc::new(Sink { callback: old.callback, user_data: old.user_data }));
+        std::mem::forget(old);
     }
 }

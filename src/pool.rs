@@ -20,11 +20,12 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::connection::{Connection, Error, Tls};
+use crate::fork::{self, Lock};
 
 /// What comes back from the pool: the connection (None when it was released while
 /// inside: freed here), the caller's tag, how it ended.
@@ -130,7 +131,7 @@ struct Done {
 }
 
 struct Worker {
-    incoming: Mutex<Vec<Job>>,
+    incoming: Lock<Vec<Job>>,
     /// eventfd that wakes the worker when jobs arrive (or on stop).
     wake: OwnedFd,
     /// The worker's poller, made with the pool: a worker that could not make one would
@@ -142,12 +143,12 @@ struct Shared {
     workers: Vec<Worker>,
     /// Finished connections, and `ready`'s count beside them: both change under this lock
     /// only, so the fd is readable exactly while the queue holds something.
-    finished: Mutex<VecDeque<Done>>,
+    finished: Lock<VecDeque<Done>>,
     /// Semaphore eventfd: its count is the number of finished connections waiting.
     ready: OwnedFd,
     /// The connections inside (submitted, not yet collected), by fd: bounded in number,
     /// and one per fd.
-    inside: Mutex<HashSet<c_int>>,
+    inside: Lock<HashSet<c_int>>,
     max_inside: usize,
     timeout: Duration,
     next_worker: AtomicUsize,
@@ -158,6 +159,9 @@ struct Shared {
 pub struct Pool {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// The fork generation of the process whose threads these are: a forked child has a
+    /// copy of the pool but none of its workers.
+    generation: u64,
 }
 
 /// Why `submit` did not take a connection; the caller keeps it.
@@ -207,14 +211,14 @@ impl Pool {
             return Err(Error::Invalid("threads, max_inflight and timeout_ms must all be at least 1".into()));
         }
         let workers = (0..threads)
-            .map(|_| Ok(Worker { incoming: Mutex::new(Vec::new()), wake: eventfd(0)?, epoll: epoll()? }))
+            .map(|_| Ok(Worker { incoming: Lock::new(Vec::new()), wake: eventfd(0)?, epoll: epoll()? }))
             .collect::<Result<Vec<_>, String>>()
             .map_err(|e| Error::Fatal(format!("cannot start the handshake pool: {e}")))?;
         let shared = Arc::new(Shared {
             workers,
-            finished: Mutex::new(VecDeque::new()),
+            finished: Lock::new(VecDeque::new()),
             ready: eventfd(libc::EFD_SEMAPHORE).map_err(|e| Error::Fatal(format!("cannot start the handshake pool: {e}")))?,
-            inside: Mutex::new(HashSet::new()),
+            inside: Lock::new(HashSet::new()),
             max_inside: max_inflight,
             timeout,
             next_worker: AtomicUsize::new(0),
@@ -222,7 +226,7 @@ impl Pool {
         });
         // Built up thread by thread: on a failure, dropping the pool stops and joins the
         // threads already running.
-        let mut pool = Pool { shared, threads: Vec::with_capacity(threads) };
+        let mut pool = Pool { shared, threads: Vec::with_capacity(threads), generation: fork::generation() };
         for i in 0..threads {
             let shared = Arc::clone(&pool.shared);
             let thread = std::thread::Builder::new()
@@ -234,6 +238,15 @@ impl Pool {
         Ok(pool)
     }
 
+    /// Err(Invalid) in a process forked from the one that made the pool: its workers are
+    /// not here, so nothing submitted would be driven, and the queues are the parent's.
+    pub fn check_process(&self) -> Result<(), Error> {
+        if self.generation != fork::generation() {
+            return Err(Error::Invalid("the pool's threads are in the parent process: a forked child cannot use it".into()));
+        }
+        Ok(())
+    }
+
     /// Takes `conn` and drives its handshake on a worker thread. (A connection already
     /// inside a pool is the C boundary's to refuse, by `Lent::is_inside`, before it makes a
     /// Box of the handle: a second Box of a connection a worker drives would alias it.)
@@ -241,7 +254,7 @@ impl Pool {
         let s = &self.shared;
         let Some(fd) = conn.tls().map(Tls::fd) else { return Err(Refused::FdInside(conn)) };
         {
-            let mut inside_here = s.inside.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inside_here = s.inside.lock();
             if inside_here.len() >= s.max_inside {
                 return Err(Refused::Busy(conn));
             }
@@ -252,7 +265,7 @@ impl Pool {
         let index = s.next_worker.fetch_add(1, Ordering::Relaxed) % s.workers.len();
         let worker = &s.workers[index];
         let job = Job { lease: Lease::new(conn, worker.wake.as_raw_fd()), user, deadline: Instant::now() + s.timeout };
-        worker.incoming.lock().unwrap_or_else(|e| e.into_inner()).push(job);
+        worker.incoming.lock().push(job);
         signal(&worker.wake);
         Ok(())
     }
@@ -262,12 +275,12 @@ impl Pool {
     pub fn collect(&self) -> Option<Finished> {
         let s = &self.shared;
         let Done { mut lease, user, result } = {
-            let mut queue = s.finished.lock().unwrap_or_else(|e| e.into_inner());
+            let mut queue = s.finished.lock();
             let done = queue.pop_front()?;
             drain(&s.ready);
             done
         };
-        s.inside.lock().unwrap_or_else(|e| e.into_inner()).remove(&lease.tls().fd());
+        s.inside.lock().remove(&lease.tls().fd());
         Some(match lease.give_back() {
             Some(conn) => Finished { conn: Some(conn), user, result },
             None => Finished { conn: None, user, result: Err(Error::Invalid("released while inside the pool".into())) },
@@ -281,6 +294,15 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        if self.check_process().is_err() {
+            // A forked child: the threads to stop and join do not exist here (joining one
+            // would wait forever), and the eventfds are shared with the parent's workers.
+            // What they hold stays as the fork copied it.
+            for thread in self.threads.drain(..) {
+                std::mem::forget(thread);
+            }
+            return;
+        }
         self.shared.stop.store(true, Ordering::Release);
         for worker in &self.shared.workers {
             signal(&worker.wake);
@@ -312,7 +334,8 @@ fn run_worker(shared: &Shared, index: usize) {
         for event in &events[..n.max(0) as usize] {
             if event.u64 == WAKE {
                 drain(&me.wake);
-                for mut job in std::mem::take(&mut *me.incoming.lock().unwrap_or_else(|e| e.into_inner())) {
+                let incoming = std::mem::take(&mut *me.incoming.lock());
+                for mut job in incoming {
                     let key = job.lease.key();
                     watch(epoll, job.lease.tls().fd(), libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32, key as u64);
                     jobs.insert(key, job);
@@ -365,7 +388,7 @@ fn finish(shared: &Shared, epoll: &OwnedFd, jobs: &mut HashMap<usize, Job>, key:
     // Queued and counted under one lock: a collect in between would otherwise take the
     // item and leave the count behind, and the fd would stay readable with nothing to
     // collect (an event loop watching it then never sleeps).
-    let mut queue = shared.finished.lock().unwrap_or_else(|e| e.into_inner());
+    let mut queue = shared.finished.lock();
     queue.push_back(Done { lease: job.lease, user: job.user, result });
     signal(&shared.ready);
 }

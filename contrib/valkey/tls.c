@@ -242,18 +242,15 @@ struct ssl_ctx_st *valkey_tls_client_ctx = NULL;
 #endif
 
 static conn_tls_pool *pool; /* tls-handshake-threads' handshake pool, made when first needed */
-static pid_t pool_pid;      /* the process whose threads the pool has */
 
-/* Also called in forked children (Sentinel's script child runs connTypeCleanupAll): a
- * child has neither the pool's threads (conn_tls_pool_free would wait for them) nor an
- * event loop of its own (the epoll instance is the parent's, so unregistering the pool's
- * fd would unregister it in the parent). There the pool is only forgotten; the process is
- * about to exec or exit. */
+/* Also called in forked children (Sentinel's script child runs connTypeCleanupAll). A
+ * child has no event loop of its own: the epoll instance is the parent's, so unregistering
+ * the pool's fd would unregister it in the parent. conn_tls_pool_fd tells: -1 in a child,
+ * where the pool's threads are the parent's (and conn_tls_pool_free returns without
+ * joining them). */
 static void tlsCleanup(void) {
-    if (pool && pool_pid == getpid()) {
-        aeDeleteFileEvent(server.el, conn_tls_pool_fd(pool), AE_READABLE);
-        conn_tls_pool_free(pool);
-    }
+    if (pool && conn_tls_pool_fd(pool) != -1) aeDeleteFileEvent(server.el, conn_tls_pool_fd(pool), AE_READABLE);
+    conn_tls_pool_free(pool);
     pool = NULL;
     freeContexts();
 #if VALKEY_90
@@ -564,7 +561,6 @@ static conn_tls_pool *handshakePool(void) {
         pool_failed = 1;
         return NULL;
     }
-    pool_pid = getpid();
     return pool;
 }
 

@@ -35,7 +35,8 @@ pub extern "C" fn conn_tls_pool_new(threads: c_uint, max_inflight: c_uint, timeo
 /// for a connection already inside a pool (submitted again before it was collected:
 /// an event loop that still watches its fd), which changes nothing: the pool keeps it;
 /// and CONN_TLS_EINVAL for a connection whose fd is the fd of another connection inside
-/// this pool (nothing taken: two handshakes cannot share one socket).
+/// this pool (nothing taken: two handshakes cannot share one socket), and in a forked
+/// child (nothing taken: the pool's threads are the parent's).
 ///
 /// While a connection is inside, every other conn_tls_* call on it is refused with
 /// CONN_TLS_EINVAL ("the connection is inside a handshake pool ...") and changes nothing;
@@ -50,6 +51,9 @@ pub unsafe extern "C" fn conn_tls_pool_submit(pool: *mut Pool, c: *mut Connectio
         }
         if ffi::handle_ref(c).is_some_and(|conn| conn.lent().is_inside()) {
             return ffi::fail(CONN_TLS_EINVAL, "pool_submit: the connection is already inside the pool");
+        }
+        if let Err(e) = pool.check_process() {
+            return ffi::fail(CONN_TLS_EINVAL, &format!("pool_submit: {e}"));
         }
         match pool.submit(Box::from_raw(c), user as usize) {
             Ok(()) => CONN_TLS_OK,
@@ -70,10 +74,10 @@ pub unsafe extern "C" fn conn_tls_pool_submit(pool: *mut Pool, c: *mut Connectio
 /// collected (an event loop woken by it always finds one; after the last is collected it
 /// is no longer readable):
 /// watch it for reading in the caller's event loop. It belongs to the pool (do not close
-/// or read it). Returns -1 for NULL. Does not change the pool.
+/// or read it). Returns -1 for NULL, and in a forked child. Does not change the pool.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pool_fd(pool: *const Pool) -> c_int {
-    boundary!(-1, ffi::handle_ref(pool).map_or(-1, Pool::ready_fd))
+    boundary!(-1, ffi::handle_ref(pool).filter(|pool| pool.check_process().is_ok()).map_or(-1, Pool::ready_fd))
 }
 
 /// Takes one finished connection out of the pool.
@@ -84,7 +88,8 @@ pub unsafe extern "C" fn conn_tls_pool_fd(pool: *const Pool) -> c_int {
 /// A connection given to conn_tls_free while inside comes back freed: `*c` NULL,
 /// `*status` CONN_TLS_EINVAL, `*user` its tag, whether its handshake had ended or not;
 /// the library no longer uses its fd.
-/// Returns 0 when none waits (outputs untouched), CONN_TLS_EINVAL for a NULL argument.
+/// Returns 0 when none waits (outputs untouched), CONN_TLS_EINVAL for a NULL argument
+/// and in a forked child (the pool's threads are the parent's).
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pool_collect(
     pool: *mut Pool,
@@ -96,6 +101,9 @@ pub unsafe extern "C" fn conn_tls_pool_collect(
         let Some(pool) = ffi::handle_ref(pool) else { return ffi::fail(CONN_TLS_EINVAL, "pool_collect: pool is NULL") };
         if c.is_null() || user.is_null() || status.is_null() {
             return ffi::fail(CONN_TLS_EINVAL, "pool_collect: c, user or status is NULL");
+        }
+        if let Err(e) = pool.check_process() {
+            return ffi::fail(CONN_TLS_EINVAL, &format!("pool_collect: {e}"));
         }
         match pool.collect() {
             Some(done) => {
@@ -111,7 +119,8 @@ pub unsafe extern "C" fn conn_tls_pool_collect(
 
 /// Stops the pool's threads and frees it; NULL is accepted. Connections still inside
 /// (not collected) are freed; their fds stay open and remain the caller's. Blocks until
-/// the threads have stopped (at most one handshake step each).
+/// the threads have stopped (at most one handshake step each). In a forked child it
+/// returns at once and frees nothing that the parent's threads held.
 #[no_mangle]
 pub unsafe extern "C" fn conn_tls_pool_free(pool: *mut Pool) {
     boundary!((), ffi::free_handle(pool))
