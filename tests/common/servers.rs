@@ -158,19 +158,27 @@ pub fn one_at_a_time() -> MutexGuard<'static, ()> {
 /// An LD_PRELOAD shim giving every socket a server accepts a 4 KiB send buffer.
 pub fn sndbuf_shim() -> PathBuf {
     static SHIM: OnceLock<PathBuf> = OnceLock::new();
-    SHIM.get_or_init(|| {
-        let out = tmp_dir().join(format!("sndbuf_shim-{}.so", std::process::id()));
-        let status = Command::new("cc")
-            .args(["-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-o"])
-            .arg(&out)
-            .arg(root().join("c_tests/sndbuf_shim.c"))
-            .arg("-ldl")
-            .status()
-            .expect("run cc");
-        assert!(status.success(), "cc sndbuf_shim.c failed");
-        out
-    })
-    .clone()
+    SHIM.get_or_init(|| build_shim("sndbuf_shim")).clone()
+}
+
+/// An LD_PRELOAD shim whose server's first blocking write commits bytes it cannot send,
+/// and whose flush of them then fails (c_tests/syncwrite_shim.c).
+pub fn syncwrite_shim() -> PathBuf {
+    static SHIM: OnceLock<PathBuf> = OnceLock::new();
+    SHIM.get_or_init(|| build_shim("syncwrite_shim")).clone()
+}
+
+fn build_shim(name: &str) -> PathBuf {
+    let out = tmp_dir().join(format!("{name}-{}.so", std::process::id()));
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(&out)
+        .arg(root().join(format!("c_tests/{name}.c")))
+        .arg("-ldl")
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "cc {name}.c failed");
+    out
 }
 
 /// c_tests/resp_tls_peer.c: a TLS client of the server on plain OpenSSL.
@@ -451,6 +459,11 @@ impl ServerProcess {
     /// Starts `binary` with `args` (which must make it serve TLS on `port` on loopback),
     /// optionally with the send-buffer shim, and waits until the port accepts.
     pub fn start(binary: &Path, port: u16, args: &[String], shim: bool) -> ServerProcess {
+        ServerProcess::start_preloaded(binary, port, args, shim.then(sndbuf_shim).as_deref())
+    }
+
+    /// As start, with `preload` (a shim library) in LD_PRELOAD.
+    pub fn start_preloaded(binary: &Path, port: u16, args: &[String], preload: Option<&Path>) -> ServerProcess {
         let dir = scratch_dir();
         let log = dir.join("server.log");
         let stderr = dir.join("server.err");
@@ -467,14 +480,14 @@ impl ServerProcess {
             .env_remove("LD_LIBRARY_PATH")
             // Reports go to stderr and the server stops at the first (ASan's default).
             .env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0");
-        if shim {
+        if let Some(shim) = preload {
             // In an AddressSanitizer build, ASan's runtime must be the first library loaded.
             let needed = Command::new("readelf").arg("-d").arg(binary).output().expect("readelf -d");
             let preload = if String::from_utf8_lossy(&needed.stdout).contains("libasan") {
                 let asan = Command::new("gcc").arg("-print-file-name=libasan.so").output().expect("gcc -print-file-name");
-                format!("{} {}", String::from_utf8_lossy(&asan.stdout).trim(), sndbuf_shim().display())
+                format!("{} {}", String::from_utf8_lossy(&asan.stdout).trim(), shim.display())
             } else {
-                sndbuf_shim().display().to_string()
+                shim.display().to_string()
             };
             cmd.env("LD_PRELOAD", preload);
         }
