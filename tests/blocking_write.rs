@@ -18,19 +18,16 @@ fn a_failed_flush_fails_the_blocking_write_with_its_reason() {
     let path = |name: &str| c.join(name).to_string_lossy().into_owned();
     let port = free_port();
     let mut args = tls_server_args(port);
-    args.extend(
-        [
-            "--replicaof".into(),
-            format!("127.0.0.1 {}", primary.port),
-            "--tls-replication".into(),
-            "yes".into(),
-            "--tls-client-cert-file".into(),
-            path("client.crt"),
-            "--tls-client-key-file".into(),
-            path("client.key"),
-        ]
-        .into_iter(),
-    );
+    args.extend([
+        "--replicaof".into(),
+        format!("127.0.0.1 {}", primary.port),
+        "--tls-replication".into(),
+        "yes".into(),
+        "--tls-client-cert-file".into(),
+        path("client.crt"),
+        "--tls-client-key-file".into(),
+        path("client.key"),
+    ]);
     let replica = ServerProcess::start_preloaded(&build.binary("server"), port, &args, Some(&syncwrite_shim()));
     // Bounded by a hang guard, not a timing: the replica retries its link once a second.
     let deadline = Instant::now() + Duration::from_secs(120);
