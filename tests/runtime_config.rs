@@ -6,6 +6,9 @@
 //! The option list is read from stock's own `CONFIG GET tls-*`: an option with no steps
 //! here fails the test, so a new one is never skipped. A difference from stock fails the
 //! test unless DELIBERATE lists it with its reason (contrib/*/README.md says the same).
+//! On Valkey 8.1.1 built in, the servers are also replicas (over TLS, of a primary of their
+//! own build), and after each accepted change of an option that the replication link uses,
+//! the link is dropped and must come back, or stay down, as on stock.
 mod common;
 use common::servers::*;
 use common::*;
@@ -83,14 +86,23 @@ fn steps(option: &str) -> Option<Vec<Vec<(&'static str, &'static str)>>> {
         "tls-session-cache-size" => one(&["100", "0", "-1", "many", "{orig}"]),
         "tls-session-cache-timeout" => one(&["60", "-1", "long", "{orig}"]),
         "tls-auth-clients" => one(&["no", "optional", "maybe", "yes", "no", "{orig}"]),
-        "tls-replication" => one(&["yes", "maybe", "{orig}"]),
+        "tls-replication" => one(&["yes", "maybe", "no", "{orig}"]),
         "tls-cluster" => one(&["yes", "maybe", "{orig}"]),
         _ => return None,
     })
 }
 
+/// The options a replica's link to its primary uses (the identity it presents, the CA it
+/// verifies the primary with, the protocols, TLS itself): after an accepted change of one
+/// of them, the link is made again and checked. (Each check takes seconds: the key, pass,
+/// CA-directory and cipher options, which take the same paths, are left to the client
+/// checks.)
+const REPLICATION_LINK: &[&str] =
+    &["tls-replication", "tls-cert-file", "tls-client-cert-file", "tls-client-key-file", "tls-ca-cert-file", "tls-protocols"];
+
 /// A server of one build with a config file (for CONFIG REWRITE), a plain admin port, and
-/// a client that connected with a certificate before any change.
+/// a client that connected with a certificate before any change; optionally a replica of
+/// a primary of its own build.
 struct Side {
     build: Build,
     server: ServerProcess,
@@ -98,10 +110,15 @@ struct Side {
     tls_port: u16,
     conf: PathBuf,
     held: Held,
+    primary: Option<ServerProcess>,
 }
 
 impl Side {
     fn start(build: Build, with_ca: bool) -> Side {
+        Side::start_as(build, with_ca, false)
+    }
+
+    fn start_as(build: Build, with_ca: bool, replica: bool) -> Side {
         let tls_port = free_port();
         let admin = free_port();
         let conf = scratch_dir().join("server.conf");
@@ -115,14 +132,26 @@ impl Side {
         if !with_ca {
             args.extend(["--tls-ca-cert-file", "", "--tls-auth-clients", "no"].map(String::from));
         }
+        let primary = replica.then(|| build.start_with(false, &["--repl-diskless-sync-delay", "0"]));
+        if let Some(primary) = &primary {
+            args.extend(["--replicaof".to_string(), format!("127.0.0.1 {}", primary.port)]);
+            args.extend(["--tls-replication", "yes"].map(String::from));
+        }
         let server = ServerProcess::start(&build.binary("server"), tls_port, &args, false);
         let held = Held::connect(tls_port);
-        Side { build, server, admin, tls_port, conf, held }
+        let side = Side { build, server, admin, tls_port, conf, held, primary };
+        if side.primary.is_some() {
+            assert!(side.link_up(), "{build}: the replica's link did not come up at start");
+        }
+        side
+    }
+
+    fn link_up(&self) -> bool {
+        link_up(self.admin)
     }
 
     fn admin(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", &self.admin.to_string()]).args(args).output().expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        admin(self.admin, args)
     }
 
     fn get(&self, option: &str) -> String {
@@ -161,11 +190,29 @@ impl Side {
         let text = std::fs::read_to_string(&self.conf).unwrap_or_default();
         let mut kept: Vec<&str> = text
             .lines()
-            .filter(|l| !["port ", "tls-port ", "dir ", "logfile ", "loadmodule "].iter().any(|p| l.starts_with(p)))
+            .filter(|l| !["port ", "tls-port ", "dir ", "logfile ", "loadmodule ", "replicaof "].iter().any(|p| l.starts_with(p)))
             .collect();
         kept.sort_unstable();
         format!("{reply}\n{}", kept.join("\n"))
     }
+}
+
+/// A command on a server's plain admin port.
+fn admin(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(args).output().expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Whether the replica at admin `port` has its link to the primary up within 8 s (it
+/// retries once a second).
+fn link_up(port: u16) -> bool {
+    for _ in 0..40 {
+        if admin(port, &["INFO", "replication"]).contains("master_link_status:up") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
 }
 
 /// A client connected over TLS with a certificate, kept open across the changes
@@ -251,7 +298,9 @@ fn ca_dir() -> PathBuf {
 /// Runs every option's steps on a stock and a conntls server started alike; returns the
 /// differences that DELIBERATE does not list (and prints the ones it does).
 fn compare(stock: Build, conntls: Build, with_ca: bool, only: Option<&str>) -> Vec<String> {
-    let mut sides = [Side::start(stock, with_ca), Side::start(conntls, with_ca)];
+    // The glue's outgoing path is one for all servers and the module: checked once.
+    let replicas = with_ca && stock == Build::new("valkey-8.1.1", "stock");
+    let mut sides = [Side::start_as(stock, with_ca, replicas), Side::start_as(conntls, with_ca, replicas)];
     let listed = sides[0].admin(&["CONFIG", "GET", "tls-*"]);
     let mut options: Vec<String> = listed.lines().step_by(2).map(str::to_string).collect();
     options.sort();
@@ -288,6 +337,20 @@ fn compare(stock: Build, conntls: Build, with_ca: bool, only: Option<&str>) -> V
                 }
                 seen.push((reply, observed));
             }
+            // The link made again after an accepted change of an option it uses, on both
+            // at once: each is up within the bound, or down on both.
+            if replicas && REPLICATION_LINK.contains(&option.as_str()) && seen.iter().any(|(reply, _)| reply == "OK") {
+                for side in &sides {
+                    side.admin(&["CLIENT", "KILL", "TYPE", "master"]);
+                }
+                let up: Vec<bool> = std::thread::scope(|s| {
+                    let waits: Vec<_> = sides.iter().map(|side| side.admin).map(|port| s.spawn(move || link_up(port))).collect();
+                    waits.into_iter().map(|w| w.join().unwrap()).collect()
+                });
+                for (i, up) in up.into_iter().enumerate() {
+                    seen[i].1.push_str(&format!("; replication link: {}", if up { "up" } else { "down" }));
+                }
+            }
             let shown: Vec<String> = step.iter().map(|(o, v)| format!("{o} {v}")).collect();
             let shown = shown.join(" ").replace(&certs_dir, "{certs}");
             if seen[0] != seen[1] {
@@ -314,6 +377,10 @@ fn compare(stock: Build, conntls: Build, with_ca: bool, only: Option<&str>) -> V
     for side in sides {
         let logs = side.server.stop();
         assert!(!logs.contains("AddressSanitizer"), "{}:\n{logs}", side.build);
+        if let Some(primary) = side.primary {
+            let logs = primary.stop();
+            assert!(!logs.contains("AddressSanitizer"), "{} (primary):\n{logs}", side.build);
+        }
     }
     differences
 }
