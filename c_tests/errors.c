@@ -134,8 +134,10 @@ static void connections(void) {
 
 /* An error the caller left in its thread's OpenSSL queue (its own OpenSSL use, or a
  * library's) changes no result of the data path, which does not empty the queue on the
- * way in (it costs as much as a small write): each call empties it before the OpenSSL
- * call that would read it, and every call leaves it empty. */
+ * way in or out (each costs as much as a small write): each call empties it before the
+ * OpenSSL call that would read it. The calls that make no such OpenSSL call (flush, the
+ * pending counts) leave the caller's error where it was; the next read or write empties
+ * it and is not disturbed by it. */
 static void stale_errors_of_the_caller(void) {
     /* A libconntls with OpenSSL linked into it (the OpenSSL 3.5 / 4.0 builds of the test
      * matrix) has an error queue of its own, not this program's: nothing to check. */
@@ -158,8 +160,7 @@ static void stale_errors_of_the_caller(void) {
     CHECK_QUEUE_EMPTY();
     ERR_raise(ERR_LIB_USER, 1);
     CHECK_EQ(conn_tls_flush(p.c), CONN_TLS_OK);
-    CHECK_QUEUE_EMPTY();
-    ERR_raise(ERR_LIB_USER, 1);
+    CHECK(ERR_peek_error() != 0); /* the caller's, left where it was */
     CHECK_EQ(conn_tls_read(p.s, buf, sizeof buf), 4);
     CHECK(memcmp(buf, "ping", 4) == 0);
     CHECK_QUEUE_EMPTY();
@@ -169,11 +170,10 @@ static void stale_errors_of_the_caller(void) {
     CHECK_QUEUE_EMPTY();
     ERR_raise(ERR_LIB_USER, 1);
     CHECK_EQ(conn_tls_pending_write(p.s), 0);
-    CHECK_QUEUE_EMPTY();
-    ERR_raise(ERR_LIB_USER, 1);
     CHECK_EQ(conn_tls_pending_read(p.c), 0);
-    CHECK_QUEUE_EMPTY();
+    CHECK(ERR_peek_error() != 0);
     CHECK_EQ(read_exact(p.c, p.sv[1], buf, 4, 10), 0);
+    CHECK_QUEUE_EMPTY();
     CHECK(memcmp(buf, "pong", 4) == 0);
     CHECK_EQ(conn_tls_last_error(p.s)[0], 0);
     CHECK_EQ(conn_tls_last_error(p.c)[0], 0);

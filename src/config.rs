@@ -53,6 +53,7 @@ const OPTIONS: &[(&str, Kind, Option<&str>)] = &[
     ("verify-server-name", Kind::Bool, Some("yes")),
     ("tcp-user-timeout", Kind::Number, None),
     ("tcp-keepalive", Kind::Number, None),
+    ("release-buffers", Kind::Bool, Some("yes")),
 ];
 
 /// Protocol versions as a bit set, one bit per version from TLSv1 (bit 0) to TLSv1.3.
@@ -227,6 +228,7 @@ mod tests {
         assert!(o.flag("session-caching"));
         assert_eq!(o.number("session-cache-size"), Some(20480));
         assert_eq!(o.path("cert-file"), None);
+        assert!(o.flag("release-buffers"));
     }
 
     #[test]

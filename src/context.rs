@@ -253,9 +253,12 @@ fn new_ctx(method: *const ffi::SSL_METHOD, o: &Options) -> Result<SslCtx, String
         ffi::SSL_CTX_set_min_proto_version(p, version[lowest]);
         ffi::SSL_CTX_set_max_proto_version(p, version[highest]);
         ffi::SSL_CTX_set_options(p, options);
-        // Idle connections give their OpenSSL buffers back; the socket BIO never asks for a
-        // retry, but a moved buffer would be accepted anyway.
-        ffi::SSL_CTX_set_mode(p, ffi::SSL_MODE_RELEASE_BUFFERS | ffi::SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        // The socket BIO never asks for a retry, but a moved buffer would be accepted anyway.
+        // With release-buffers, idle connections give their OpenSSL buffers back: about
+        // 11 KB less per idle client, for a malloc and a free of a record buffer per
+        // record each way (about 3% more instructions per small request; BENCHMARKS.md).
+        let release = if o.flag("release-buffers") { ffi::SSL_MODE_RELEASE_BUFFERS } else { 0 };
+        ffi::SSL_CTX_set_mode(p, release | ffi::SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         // No read-ahead: then SSL_pending counts everything OpenSSL holds, and a caller that
         // reads while conn_tls_pending_read > 0 can never spin on a partial record.
     }

@@ -25,8 +25,10 @@ pub extern "C" fn conn_tls_config_new() -> *mut Config {
 /// against their server_name; no: it is only sent as SNI), tcp-user-timeout (ms,
 /// TCP_USER_TIMEOUT on every new connection) and tcp-keepalive (s: probes after that many
 /// idle seconds, then every third of it, three of them; see conn_tls_set_keepalive for how
-/// it and the user timeout combine). An empty value unsets a file, passphrase or cipher
-/// option.
+/// it and the user timeout combine), and release-buffers (yes/no; default yes: a
+/// connection gives its OpenSSL record buffers back whenever they are empty, about 11 KB
+/// less per idle client; no keeps them, about 3% fewer instructions per small request).
+/// An empty value unsets a file, passphrase or cipher option.
 ///
 /// Values are bytes: file options (cert-file, ca-cert-dir...) are paths and take any bytes
 /// but NUL, as Linux does, and so do passphrases; every other option is text and must be
