@@ -81,3 +81,21 @@ fn pool_data_path_bench_runs() {
     let line = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(line.contains("100 round trips of 32 B with 10 connections inside a pool"), "{line}");
 }
+
+/// The LD_PRELOAD shims the server benchmarks load build without a warning.
+#[test]
+fn bench_shims_build() {
+    for name in ["nodelay_shim", "keep_buffers_shim"] {
+        let out = tmp_dir().join(format!("{name}-{}.so", std::process::id()));
+        let status = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(root().join("include"))
+            .arg("-o")
+            .arg(&out)
+            .arg(root().join("benches").join(format!("{name}.c")))
+            .arg("-ldl")
+            .status()
+            .expect("run cc");
+        assert!(status.success(), "cc {name}.c failed");
+    }
+}
