@@ -8,7 +8,8 @@
 //! test unless DELIBERATE lists it with its reason (contrib/*/README.md says the same).
 //! On Valkey 8.1.1 built in, the servers are also replicas (over TLS, of a primary of their
 //! own build), and after each accepted change of an option that the replication link uses,
-//! the link is dropped and must come back, or stay down, as on stock.
+//! the link is dropped and must come back, or stay down, as on stock; and, in a pass of
+//! their own, cluster nodes with a peer over the TLS cluster bus, checked the same way.
 mod common;
 use common::servers::*;
 use common::*;
@@ -87,7 +88,7 @@ fn steps(option: &str) -> Option<Vec<Vec<(&'static str, &'static str)>>> {
         "tls-session-cache-timeout" => one(&["60", "-1", "long", "{orig}"]),
         "tls-auth-clients" => one(&["no", "optional", "maybe", "yes", "no", "{orig}"]),
         "tls-replication" => one(&["yes", "maybe", "no", "{orig}"]),
-        "tls-cluster" => one(&["yes", "maybe", "{orig}"]),
+        "tls-cluster" => one(&["yes", "maybe", "no", "{orig}"]),
         _ => return None,
     })
 }
@@ -100,9 +101,22 @@ fn steps(option: &str) -> Option<Vec<Vec<(&'static str, &'static str)>>> {
 const REPLICATION_LINK: &[&str] =
     &["tls-replication", "tls-cert-file", "tls-client-cert-file", "tls-client-key-file", "tls-ca-cert-file", "tls-protocols"];
 
+/// The options a cluster node's bus links use.
+const CLUSTER_LINK: &[&str] = &["tls-cluster", "tls-cert-file", "tls-client-cert-file", "tls-ca-cert-file", "tls-protocols"];
+
+/// What else a side's server is, for its outgoing links.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Alone,
+    /// A replica, over TLS, of a primary of its own build.
+    Replica,
+    /// A cluster node with one peer of its own build, the bus over TLS.
+    ClusterNode,
+}
+
 /// A server of one build with a config file (for CONFIG REWRITE), a plain admin port, and
-/// a client that connected with a certificate before any change; optionally a replica of
-/// a primary of its own build.
+/// a client that connected with a certificate before any change; and the server at the
+/// other end of its link, if its role has one.
 struct Side {
     build: Build,
     server: ServerProcess,
@@ -110,15 +124,18 @@ struct Side {
     tls_port: u16,
     conf: PathBuf,
     held: Held,
-    primary: Option<ServerProcess>,
+    role: Role,
+    peer: Option<ServerProcess>,
+    /// The cluster peer's admin port and node id.
+    cluster_peer: Option<(u16, String)>,
 }
 
 impl Side {
     fn start(build: Build, with_ca: bool) -> Side {
-        Side::start_as(build, with_ca, false)
+        Side::start_as(build, with_ca, Role::Alone)
     }
 
-    fn start_as(build: Build, with_ca: bool, replica: bool) -> Side {
+    fn start_as(build: Build, with_ca: bool, role: Role) -> Side {
         let tls_port = free_port();
         let admin = free_port();
         let conf = scratch_dir().join("server.conf");
@@ -132,26 +149,74 @@ impl Side {
         if !with_ca {
             args.extend(["--tls-ca-cert-file", "", "--tls-auth-clients", "no"].map(String::from));
         }
-        let primary = replica.then(|| build.start_with(false, &["--repl-diskless-sync-delay", "0"]));
-        if let Some(primary) = &primary {
-            args.extend(["--replicaof".to_string(), format!("127.0.0.1 {}", primary.port)]);
-            args.extend(["--tls-replication", "yes"].map(String::from));
+        let cluster = |args: &mut Vec<String>| {
+            args.extend(["--cluster-enabled", "yes", "--tls-cluster", "yes", "--cluster-config-file", "nodes.conf"].map(String::from));
+            args.extend(["--cluster-port".to_string(), free_port().to_string()]);
+        };
+        let mut peer = None;
+        let mut cluster_peer = None;
+        match role {
+            Role::Alone => {}
+            Role::Replica => {
+                let primary = build.start_with(false, &["--repl-diskless-sync-delay", "0"]);
+                args.extend(["--replicaof".to_string(), format!("127.0.0.1 {}", primary.port)]);
+                args.extend(["--tls-replication", "yes"].map(String::from));
+                peer = Some(primary);
+            }
+            Role::ClusterNode => {
+                let (peer_tls, peer_admin) = (free_port(), free_port());
+                let mut peer_args = tls_server_args(peer_tls);
+                peer_args.extend(["--port".to_string(), peer_admin.to_string()]);
+                cluster(&mut peer_args);
+                peer = Some(ServerProcess::start(&build.binary("server"), peer_tls, &peer_args, false));
+                cluster(&mut args);
+                cluster_peer = Some((peer_admin, admin_command(peer_admin, &["CLUSTER", "MYID"])));
+            }
         }
         let server = ServerProcess::start(&build.binary("server"), tls_port, &args, false);
         let held = Held::connect(tls_port);
-        let side = Side { build, server, admin, tls_port, conf, held, primary };
-        if side.primary.is_some() {
-            assert!(side.link_up(), "{build}: the replica's link did not come up at start");
+        let side = Side { build, server, admin, tls_port, conf, held, role, peer, cluster_peer };
+        if let Some((peer_admin, _)) = &side.cluster_peer {
+            let bus = admin_command(*peer_admin, &["CONFIG", "GET", "cluster-port"]);
+            let bus = bus.lines().nth(1).unwrap_or("").to_string();
+            let peer_port = side.peer.as_ref().map(|p| p.port.to_string()).unwrap_or_default();
+            assert_eq!(side.admin(&["CLUSTER", "MEET", "127.0.0.1", &peer_port, &bus]), "OK");
+        }
+        if role != Role::Alone {
+            assert!(side.link_up(), "{build}: the link did not come up at start");
         }
         side
     }
 
+    /// Whether the side's link (to its primary, or to its cluster peer) is up.
     fn link_up(&self) -> bool {
-        link_up(self.admin)
+        match &self.cluster_peer {
+            Some((_, id)) => cluster_link_up(self.admin, id, 0),
+            None => link_up(self.admin),
+        }
+    }
+
+    /// Drops the side's link, so that the next one is made with the settings now in force;
+    /// the server's clock (ms) right after.
+    fn drop_link(&self) -> u64 {
+        match &self.cluster_peer {
+            Some((_, id)) => self.admin(&["DEBUG", "CLUSTERLINK", "KILL", "ALL", id]),
+            None => self.admin(&["CLIENT", "KILL", "TYPE", "master"]),
+        };
+        server_ms(self.admin)
+    }
+
+    /// The options whose changes the side's link is checked after.
+    fn link_options(&self) -> &'static [&'static str] {
+        match self.role {
+            Role::Alone => &[],
+            Role::Replica => REPLICATION_LINK,
+            Role::ClusterNode => CLUSTER_LINK,
+        }
     }
 
     fn admin(&self, args: &[&str]) -> String {
-        admin(self.admin, args)
+        admin_command(self.admin, args)
     }
 
     fn get(&self, option: &str) -> String {
@@ -190,7 +255,9 @@ impl Side {
         let text = std::fs::read_to_string(&self.conf).unwrap_or_default();
         let mut kept: Vec<&str> = text
             .lines()
-            .filter(|l| !["port ", "tls-port ", "dir ", "logfile ", "loadmodule ", "replicaof "].iter().any(|p| l.starts_with(p)))
+            .filter(|l| {
+                !["port ", "tls-port ", "dir ", "logfile ", "loadmodule ", "replicaof ", "cluster-port "].iter().any(|p| l.starts_with(p))
+            })
             .collect();
         kept.sort_unstable();
         format!("{reply}\n{}", kept.join("\n"))
@@ -198,7 +265,7 @@ impl Side {
 }
 
 /// A command on a server's plain admin port.
-fn admin(port: u16, args: &[&str]) -> String {
+fn admin_command(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(args).output().expect("redis-cli");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -207,7 +274,34 @@ fn admin(port: u16, args: &[&str]) -> String {
 /// retries once a second).
 fn link_up(port: u16) -> bool {
     for _ in 0..40 {
-        if admin(port, &["INFO", "replication"]).contains("master_link_status:up") {
+        if admin_command(port, &["INFO", "replication"]).contains("master_link_status:up") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// The server's clock in ms (TIME).
+fn server_ms(port: u16) -> u64 {
+    let time = admin_command(port, &["TIME"]);
+    let mut parts = time.lines().map(|l| l.trim().parse::<u64>().unwrap_or(0));
+    let (secs, micros) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    secs * 1000 + micros / 1000
+}
+
+/// Whether the cluster node at admin `port` has, within 8 s, a bus link to node `id` that
+/// carried a PONG received at or after `since_ms` (its clock): a link made and working.
+/// ("connected" alone is not enough: the node's cron remakes a missing link ten times a
+/// second, and the link counts as connected while its handshake is still running.)
+fn cluster_link_up(port: u16, id: &str, since_ms: u64) -> bool {
+    for _ in 0..40 {
+        let nodes = admin_command(port, &["CLUSTER", "NODES"]);
+        let working = |l: &str| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            fields.len() > 7 && fields[7] == "connected" && fields[5].parse::<u64>().is_ok_and(|pong| pong >= since_ms)
+        };
+        if nodes.lines().any(|l| l.starts_with(id) && working(l)) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -297,10 +391,8 @@ fn ca_dir() -> PathBuf {
 
 /// Runs every option's steps on a stock and a conntls server started alike; returns the
 /// differences that DELIBERATE does not list (and prints the ones it does).
-fn compare(stock: Build, conntls: Build, with_ca: bool, only: Option<&str>) -> Vec<String> {
-    // The glue's outgoing path is one for all servers and the module: checked once.
-    let replicas = with_ca && stock == Build::new("valkey-8.1.1", "stock");
-    let mut sides = [Side::start_as(stock, with_ca, replicas), Side::start_as(conntls, with_ca, replicas)];
+fn compare(stock: Build, conntls: Build, with_ca: bool, role: Role, only: &[&str]) -> Vec<String> {
+    let mut sides = [Side::start_as(stock, with_ca, role), Side::start_as(conntls, with_ca, role)];
     let listed = sides[0].admin(&["CONFIG", "GET", "tls-*"]);
     let mut options: Vec<String> = listed.lines().step_by(2).map(str::to_string).collect();
     options.sort();
@@ -309,7 +401,7 @@ fn compare(stock: Build, conntls: Build, with_ca: bool, only: Option<&str>) -> V
         sides.iter().map(|s| options.iter().map(|o| (o.clone(), s.get(o))).collect()).collect();
     let mut differences = Vec::new();
     let certs_dir = certs().to_string_lossy().into_owned();
-    for option in options.iter().filter(|o| only.map_or(true, |only| only == o.as_str())) {
+    for option in options.iter().filter(|o| only.is_empty() || only.contains(&o.as_str())) {
         let Some(steps) = steps(option) else {
             differences.push(format!("{option}: stock accepts it at runtime and this test has no steps for it"));
             continue;
@@ -339,16 +431,25 @@ fn compare(stock: Build, conntls: Build, with_ca: bool, only: Option<&str>) -> V
             }
             // The link made again after an accepted change of an option it uses, on both
             // at once: each is up within the bound, or down on both.
-            if replicas && REPLICATION_LINK.contains(&option.as_str()) && seen.iter().any(|(reply, _)| reply == "OK") {
-                for side in &sides {
-                    side.admin(&["CLIENT", "KILL", "TYPE", "master"]);
-                }
+            if sides[0].link_options().contains(&option.as_str()) && seen.iter().any(|(reply, _)| reply == "OK") {
+                let dropped: Vec<u64> = sides.iter().map(Side::drop_link).collect();
                 let up: Vec<bool> = std::thread::scope(|s| {
-                    let waits: Vec<_> = sides.iter().map(|side| side.admin).map(|port| s.spawn(move || link_up(port))).collect();
+                    let waits: Vec<_> = sides
+                        .iter()
+                        .zip(dropped)
+                        .map(|(side, since)| (side.admin, side.cluster_peer.as_ref().map(|(_, id)| id.clone()), since))
+                        .map(|(port, peer, since)| {
+                            s.spawn(move || match peer {
+                                Some(id) => cluster_link_up(port, &id, since),
+                                None => link_up(port),
+                            })
+                        })
+                        .collect();
                     waits.into_iter().map(|w| w.join().unwrap()).collect()
                 });
+                let what = if sides[0].cluster_peer.is_some() { "cluster bus link" } else { "replication link" };
                 for (i, up) in up.into_iter().enumerate() {
-                    seen[i].1.push_str(&format!("; replication link: {}", if up { "up" } else { "down" }));
+                    seen[i].1.push_str(&format!("; {what}: {}", if up { "up" } else { "down" }));
                 }
             }
             let shown: Vec<String> = step.iter().map(|(o, v)| format!("{o} {v}")).collect();
@@ -377,9 +478,9 @@ fn compare(stock: Build, conntls: Build, with_ca: bool, only: Option<&str>) -> V
     for side in sides {
         let logs = side.server.stop();
         assert!(!logs.contains("AddressSanitizer"), "{}:\n{logs}", side.build);
-        if let Some(primary) = side.primary {
-            let logs = primary.stop();
-            assert!(!logs.contains("AddressSanitizer"), "{} (primary):\n{logs}", side.build);
+        if let Some(peer) = side.peer {
+            let logs = peer.stop();
+            assert!(!logs.contains("AddressSanitizer"), "{} (its peer):\n{logs}", side.build);
         }
     }
     differences
@@ -400,8 +501,21 @@ fn every_tls_option_at_runtime_as_on_stock() {
     let _serial = one_at_a_time();
     let mut differences = Vec::new();
     for (stock, conntls) in pairs() {
-        differences.extend(compare(stock, conntls, true, None));
+        // The glue's outgoing path is one for all servers and the module: its links are
+        // checked on Valkey 8.1.1 built in.
+        let role = if stock == Build::new("valkey-8.1.1", "stock") { Role::Replica } else { Role::Alone };
+        differences.extend(compare(stock, conntls, true, role, &[]));
     }
+    assert!(differences.is_empty(), "differences from stock:\n{}", differences.join("\n"));
+}
+
+/// The cluster bus after each change of an option its links use: a node and its peer
+/// (Valkey 8.1.1 built in), the bus over TLS, the link dropped after each accepted change.
+#[test]
+fn cluster_bus_after_each_change_as_on_stock() {
+    let _serial = one_at_a_time();
+    let (stock, conntls) = (Build::new("valkey-8.1.1", "stock"), Build::new("valkey-8.1.1", "conntls"));
+    let differences = compare(stock, conntls, true, Role::ClusterNode, CLUSTER_LINK);
     assert!(differences.is_empty(), "differences from stock:\n{}", differences.join("\n"));
 }
 
@@ -416,7 +530,7 @@ fn auth_clients_changed_without_a_ca_as_on_stock() {
     let _serial = one_at_a_time();
     let mut differences = Vec::new();
     for (stock, conntls) in pairs() {
-        differences.extend(compare(stock, conntls, false, Some("tls-auth-clients")));
+        differences.extend(compare(stock, conntls, false, Role::Alone, &["tls-auth-clients"]));
         let side = Side::start(stock, false);
         assert_eq!(side.admin(&["CONFIG", "SET", "tls-auth-clients", "optional"]), "OK");
         assert!(side.connects(false), "{stock}: a client without a certificate no longer connects after the change");
