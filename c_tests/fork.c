@@ -50,24 +50,7 @@ static void *logger(void *arg) {
 /* Handshakes that fail on the pool's workers (which log them there), collected here. */
 static void *pool_feeder(void *arg) {
     (void)arg;
-    while (!atomic_load(&stop)) {
-        int sv[2];
-        socket_pair(sv);
-        conn_tls *c = conn_tls_new_server(srv, sv[0]);
-        CHECK(c);
-        CHECK(write(sv[1], "not a client hello\r\n", 20) == 20);
-        CHECK_EQ(conn_tls_pool_submit(pool, c, NULL), CONN_TLS_OK);
-        conn_tls *done = NULL;
-        void *user;
-        int status;
-        while (conn_tls_pool_collect(pool, &done, &user, &status) != 1) {
-            if (atomic_load(&stop)) break;
-            usleep(100);
-        }
-        conn_tls_free(done);
-        close(sv[0]);
-        close(sv[1]);
-    }
+    while (!atomic_load(&stop)) pool_failing_handshake(pool, srv);
     return NULL;
 }
 

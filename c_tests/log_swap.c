@@ -44,27 +44,7 @@ static void *logger(void *arg) {
 
 /* Handshakes that fail on the pool's worker thread, which logs them there. */
 static void *pool_feeder(void *arg) {
-    conn_tls_pool *pool = arg;
-    while (!atomic_load(&stop)) {
-        int sv[2];
-        socket_pair(sv);
-        conn_tls *c = conn_tls_new_server(srv, sv[0]);
-        CHECK(c);
-        CHECK(write(sv[1], "not a client hello\r\n", 20) == 20);
-        CHECK_EQ(conn_tls_pool_submit(pool, c, NULL), CONN_TLS_OK);
-        int status;
-        void *user;
-        conn_tls *done = NULL;
-        double deadline = now_s() + 10;
-        while (conn_tls_pool_collect(pool, &done, &user, &status) != 1) {
-            CHECK(now_s() < deadline);
-            usleep(100);
-        }
-        CHECK(done == c && status == CONN_TLS_ERR);
-        conn_tls_free(done);
-        close(sv[0]);
-        close(sv[1]);
-    }
+    while (!atomic_load(&stop)) pool_failing_handshake(arg, srv);
     return NULL;
 }
 

@@ -168,6 +168,30 @@ static inline int handshake_both(conn_tls *a, conn_tls *b) {
     return ra != CONN_TLS_OK ? ra : rb;
 }
 
+/* One handshake through `pool` that fails on its worker (which logs it there): a server
+ * connection of `srv` whose peer sent something other than a ClientHello, submitted, then
+ * collected with its failure, freed and closed. */
+static inline void pool_failing_handshake(conn_tls_pool *pool, conn_tls_ctx *srv) {
+    int sv[2];
+    socket_pair(sv);
+    conn_tls *c = conn_tls_new_server(srv, sv[0]);
+    CHECK(c);
+    CHECK(write(sv[1], "not a client hello\r\n", 20) == 20);
+    CHECK_EQ(conn_tls_pool_submit(pool, c, NULL), CONN_TLS_OK);
+    int status;
+    void *user;
+    conn_tls *done = NULL;
+    double deadline = now_s() + 10; /* a hang guard */
+    while (conn_tls_pool_collect(pool, &done, &user, &status) != 1) {
+        CHECK(now_s() < deadline);
+        usleep(100);
+    }
+    CHECK(done == c && status == CONN_TLS_ERR);
+    conn_tls_free(done);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* Reads exactly len bytes, waiting on the fd for at most timeout_s. */
 static inline int read_exact(conn_tls *c, int fd, void *buf, size_t len, double timeout_s) {
     size_t got = 0;

@@ -32,11 +32,11 @@ thread_local! {
 }
 
 /// A stretch of code that may take the library's locks; a fork waits until it ends.
-pub struct Section {
+struct Section {
     _gate: Option<RwLockReadGuard<'static, ()>>,
 }
 
-pub fn section() -> Section {
+fn section() -> Section {
     register_handlers();
     let depth = DEPTH.with(|d| d.replace(d.get() + 1));
     let gate = (depth == 0).then(|| GATE.read().unwrap_or_else(|e| e.into_inner()));
