@@ -100,6 +100,26 @@ static void peer_fields(void) {
     CHECK_EQ(conn_tls_peer_cert_field(s, NULL, buf, sizeof buf), CONN_TLS_EINVAL);
     CHECK_EQ(conn_tls_peer_cert_field(s, "CN", NULL, 4), CONN_TLS_EINVAL);
     CHECK_EQ(conn_tls_peer_cert_field(NULL, "CN", buf, sizeof buf), CONN_TLS_EINVAL);
+
+    /* Subject alternative names, by type and index. */
+    size_t count = 99;
+    CHECK_EQ(conn_tls_peer_cert_san(s, "URI", 0, &count, buf, sizeof buf), 28);
+    CHECK(count == 2 && strcmp(buf, "spiffe://conntls.test/client") == 0);
+    CHECK_EQ(conn_tls_peer_cert_san(s, "uri", 1, NULL, buf, sizeof buf), 5);
+    CHECK(strcmp(buf, "alice") == 0);
+    CHECK_EQ(conn_tls_peer_cert_san(s, "URI", 2, &count, tiny, sizeof tiny), 0); /* no third */
+    CHECK(count == 2 && strcmp(tiny, "ab") == 0);
+    CHECK_EQ(conn_tls_peer_cert_san(s, "DNS", 0, &count, tiny, sizeof tiny), 11); /* too small */
+    CHECK(count == 1 && strcmp(tiny, "ab") == 0);
+    CHECK_EQ(conn_tls_peer_cert_san(c, "email", 0, &count, buf, sizeof buf), 0);
+    CHECK_EQ(count, 0);
+    count = 7;
+    CHECK_EQ(conn_tls_peer_cert_san(s, "X400", 0, &count, buf, sizeof buf), CONN_TLS_EINVAL);
+    CHECK_CONTAINS(conn_tls_last_error(s), "X400");
+    CHECK_EQ(conn_tls_peer_cert_san(s, NULL, 0, &count, buf, sizeof buf), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_peer_cert_san(s, "URI", 0, &count, NULL, 4), CONN_TLS_EINVAL);
+    CHECK_EQ(conn_tls_peer_cert_san(NULL, "URI", 0, &count, buf, sizeof buf), CONN_TLS_EINVAL);
+    CHECK_EQ(count, 7);
     CHECK_QUEUE_EMPTY();
     close_pair(&p);
     conn_tls_ctx_free(srv);

@@ -55,9 +55,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define CONN_TLS_VERSION "0.1.0"
+#define CONN_TLS_VERSION "0.2.0"
 #define CONN_TLS_VERSION_MAJOR 0
-#define CONN_TLS_VERSION_MINOR 1
+#define CONN_TLS_VERSION_MINOR 2
 #define CONN_TLS_VERSION_PATCH 0
 
 
@@ -401,6 +401,19 @@ ssize_t conn_tls_peer_cert_pem(conn_tls *c, char *buf, size_t len);
  NULL handle or name, an unknown field name, or a NULL `buf` with `len` > 0.
  */
 ssize_t conn_tls_peer_cert_field(conn_tls *c, const char *name, char *buf, size_t len);
+
+/*
+ Copies entry `index` (from 0) of the peer certificate's subject alternative names of
+ type `san_type` ("URI", "DNS" or "email", any case) into `buf`, like conn_tls_peer_cert_pem:
+ returns its length without the NUL and writes it, NUL-terminated, only when `len` is
+ larger; returns 0 and writes nothing into `buf` when there is no entry `index`. `*count`
+ gets how many entries of that type there are (0 when the peer sent no certificate) unless
+ `count` is NULL. The bytes are the certificate's: an embedded NUL is copied as is, so
+ compare the returned length, not strlen (Valkey's tls-auth-clients-user uri refuses such
+ an entry). Returns CONN_TLS_EINVAL (nothing written) for a NULL handle or san_type, an
+ unknown type, or a NULL `buf` with `len` > 0.
+ */
+ssize_t conn_tls_peer_cert_san(conn_tls *c, const char *san_type, size_t index, size_t *count, char *buf, size_t len);
 
 /*
  The negotiated protocol ("TLSv1.2", "TLSv1.3"); "" before the handshake is done or for

@@ -4,7 +4,8 @@
 #   server.{crt,key}        localhost / 127.0.0.1 / ::1, signed by ca
 #   server2.{crt,key}       the same names, another key: for rotation tests
 #   server-rsa.{crt,key}    RSA-2048, same names
-#   client.{crt,key}        a client certificate signed by ca
+#   client.{crt,key}        a client certificate signed by ca, with two SAN URIs (the
+#                           second names the ACL user "alice", as Valkey 9.1 reads them)
 #   other-ca.crt            an unrelated CA: peers that trust only it must fail
 #   other.{crt,key}         localhost signed by other-ca
 #   wrong-host.{crt,key}    signed by ca but for wrong.example only
@@ -39,7 +40,7 @@ local_names="DNS:localhost,IP:127.0.0.1,IP:::1"
 sign server ca "$local_names"
 sign server2 ca "$local_names"
 sign server-rsa ca "$local_names" rsa
-sign client ca "DNS:client.test"
+sign client ca "DNS:client.test,URI:spiffe://conntls.test/client,URI:alice"
 sign other other-ca "$local_names"
 sign wrong-host ca "DNS:wrong.example"
 openssl pkey -in server.key -aes256 -passout pass:s3cret -out server-enc.key

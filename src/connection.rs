@@ -432,6 +432,19 @@ impl Tls {
         Ok(cert.and_then(|cert| ossl::subject_field(&cert, nid)))
     }
 
+    /// The peer certificate's subject alternative names of one kind ("URI", "DNS" or
+    /// "email", any case), in order; empty when the peer sent no certificate or it has none.
+    pub fn peer_subject_alt_names(&self, kind: &str) -> Result<Vec<Vec<u8>>, Error> {
+        let kind = match kind.to_ascii_lowercase().as_str() {
+            "uri" => ffi::GEN_URI,
+            "dns" => ffi::GEN_DNS,
+            "email" => ffi::GEN_EMAIL,
+            _ => return Err(Error::Invalid(format!("unknown subject alternative name type '{kind}' (URI, DNS or email)"))),
+        };
+        let cert = X509::from_raw(unsafe { ffi::SSL_get1_peer_certificate(self.ssl.as_ptr()) });
+        Ok(cert.map(|cert| ossl::subject_alt_names(&cert, kind)).unwrap_or_default())
+    }
+
     /// From now on the user timeout is the caller's: keepalive no longer moves it.
     pub fn set_user_timeout(&mut self, ms: u32) -> Result<(), Error> {
         liveness::set_user_timeout(self.io.fd(), ms).map_err(Error::Invalid)?;

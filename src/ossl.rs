@@ -46,6 +46,7 @@ extern "C" {
     pub(crate) fn SSL_CTX_set_timeout(ctx: *mut ffi::SSL_CTX, t: c_long) -> c_long;
     pub(crate) fn SSL_in_before(ssl: *const ffi::SSL) -> c_int;
     pub(crate) fn SSL_group_to_name(ssl: *mut ffi::SSL, id: c_int) -> *const c_char;
+    fn GENERAL_NAMES_free(names: *mut ffi::stack_st_GENERAL_NAME);
     fn PEM_read_bio_Parameters(bio: *mut ffi::BIO, x: *mut *mut ffi::EVP_PKEY) -> *mut ffi::EVP_PKEY;
 }
 
@@ -362,6 +363,36 @@ pub fn subject_field(cert: &X509, nid: c_int) -> Option<Vec<u8>> {
     };
     clear_error_queue();
     field
+}
+
+/// The entries of one kind (ffi::GEN_URI, GEN_DNS or GEN_EMAIL: the text kinds) of a
+/// certificate's subject alternative names, in the certificate's order, as bytes: an
+/// embedded NUL stays, for the caller to see.
+pub fn subject_alt_names(cert: &X509, kind: c_int) -> Vec<Vec<u8>> {
+    let mut found = Vec::new();
+    unsafe {
+        let names: *mut ffi::stack_st_GENERAL_NAME =
+            ffi::X509_get_ext_d2i(cert.as_ptr(), ffi::NID_subject_alt_name, std::ptr::null_mut(), std::ptr::null_mut()).cast();
+        if !names.is_null() {
+            let stack = names.cast::<ffi::OPENSSL_STACK>();
+            for i in 0..ffi::OPENSSL_sk_num(stack) {
+                let name = ffi::OPENSSL_sk_value(stack, i).cast::<ffi::GENERAL_NAME>();
+                if name.is_null() || (*name).type_ != kind {
+                    continue;
+                }
+                let text = (*name).d.cast::<ffi::ASN1_STRING>();
+                let bytes = if text.is_null() { std::ptr::null() } else { ASN1_STRING_get0_data(text) };
+                found.push(if bytes.is_null() {
+                    Vec::new()
+                } else {
+                    std::slice::from_raw_parts(bytes, ASN1_STRING_length(text).max(0) as usize).to_vec()
+                });
+            }
+            GENERAL_NAMES_free(names);
+        }
+    }
+    clear_error_queue();
+    found
 }
 
 fn now() -> libc::time_t {

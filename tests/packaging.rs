@@ -76,24 +76,42 @@ fn exports_are_versioned() {
     listed.sort();
     assert_eq!(listed, expected_exports(), "conntls.map lists other functions than tests/exported-symbols.txt");
     let major = env!("CARGO_PKG_VERSION_MAJOR");
+    let nodes = map_nodes(&map);
+    assert!(nodes.values().all(|node| node == &format!("CONNTLS_{major}") || node.starts_with(&format!("CONNTLS_{major}."))));
     for (name, version) in exports() {
-        assert_eq!(version, format!("CONNTLS_{major}"), "{name} is not versioned CONNTLS_{major}");
+        assert_eq!(Some(&version), nodes.get(&name), "{name}: versioned {version}, conntls.map says {:?}", nodes.get(&name));
     }
     // The Debian symbols file says the same (dpkg-gensymbols checks it against the build).
     let symbols = std::fs::read_to_string(root().join("debian/libconntls0.symbols")).unwrap();
-    let mut in_symbols: Vec<String> = symbols
+    let mut in_symbols: Vec<(String, String)> = symbols
         .lines()
-        .filter_map(|l| l.trim().split_once(&format!("@CONNTLS_{major} ")))
-        .map(|(name, _)| name.to_string())
-        .filter(|name| name.starts_with("conn_tls_"))
+        .filter_map(|l| l.split_whitespace().next()?.split_once('@'))
+        .filter(|(name, _)| name.starts_with("conn_tls_"))
+        .map(|(name, node)| (name.to_string(), node.to_string()))
         .collect();
     in_symbols.sort();
-    assert_eq!(in_symbols, expected_exports(), "debian/libconntls0.symbols differs from the exports");
+    let expected: Vec<(String, String)> = expected_exports().into_iter().map(|name| (name.clone(), nodes[&name].clone())).collect();
+    assert_eq!(in_symbols, expected, "debian/libconntls0.symbols differs from the exports and their nodes");
     // objdump's view, as dpkg-gensymbols reads it.
     let dynsym = stdout_of(Command::new("objdump").arg("-T").arg(lib_dir().join("libconntls.so.0")));
     for line in dynsym.lines().filter(|l| l.contains("conn_tls_")) {
-        assert!(line.contains(&format!(" CONNTLS_{major} ")), "{line}");
+        let name = line.split_whitespace().last().unwrap();
+        assert!(line.contains(&format!(" {} ", nodes[name])), "{line}");
     }
+}
+
+/// Each function conntls.map lists, with the version node it is listed under.
+fn map_nodes(map: &str) -> std::collections::HashMap<String, String> {
+    let mut node = String::new();
+    let mut nodes = std::collections::HashMap::new();
+    for line in map.lines().map(str::trim) {
+        if let Some(name) = line.strip_suffix(" {").filter(|n| n.starts_with("CONNTLS_")) {
+            node = name.to_string();
+        } else if let Some(function) = line.strip_suffix(';').filter(|l| l.starts_with("conn_tls_")) {
+            nodes.insert(function.to_string(), node.clone());
+        }
+    }
+    nodes
 }
 
 fn make_install(args: &[String]) {

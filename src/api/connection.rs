@@ -358,6 +358,37 @@ pub unsafe extern "C" fn conn_tls_peer_cert_field(c: *mut Connection, name: *con
     }))
 }
 
+/// Copies entry `index` (from 0) of the peer certificate's subject alternative names of
+/// type `san_type` ("URI", "DNS" or "email", any case) into `buf`, like conn_tls_peer_cert_pem:
+/// returns its length without the NUL and writes it, NUL-terminated, only when `len` is
+/// larger; returns 0 and writes nothing into `buf` when there is no entry `index`. `*count`
+/// gets how many entries of that type there are (0 when the peer sent no certificate) unless
+/// `count` is NULL. The bytes are the certificate's: an embedded NUL is copied as is, so
+/// compare the returned length, not strlen (Valkey's tls-auth-clients-user uri refuses such
+/// an entry). Returns CONN_TLS_EINVAL (nothing written) for a NULL handle or san_type, an
+/// unknown type, or a NULL `buf` with `len` > 0.
+#[no_mangle]
+pub unsafe extern "C" fn conn_tls_peer_cert_san(
+    c: *mut Connection,
+    san_type: *const c_char,
+    index: usize,
+    count: *mut usize,
+    buf: *mut c_char,
+    len: usize,
+) -> ssize_t {
+    boundary!(CONN_TLS_EINVAL as ssize_t, count_of(c, |conn| {
+        if buf.is_null() && len > 0 {
+            return Err(Error::Invalid("peer_cert_san: buf is NULL and len is not 0".into()));
+        }
+        let kind = ffi::str_arg(san_type, "san_type").map_err(Error::Invalid)?.ok_or_else(|| Error::Invalid("peer_cert_san: san_type is NULL".into()))?;
+        let names = conn.peer_subject_alt_names(kind)?;
+        if !count.is_null() {
+            *count = names.len();
+        }
+        Ok(names.get(index).map_or(0, |name| ffi::copy_out(name, buf, len)))
+    }))
+}
+
 /// The negotiated protocol ("TLSv1.2", "TLSv1.3"); "" before the handshake is done or for
 /// NULL. Static string. Does not change the connection.
 #[no_mangle]

@@ -32,6 +32,9 @@ def test_client_against_s_server(certs, s_server):
     with conntls.wrap(sock, client_ctx(certs), server_hostname="localhost", timeout=10) as tls:
         assert tls.protocol == "TLSv1.3" and tls.cipher and tls.group
         assert tls.peer_cert_field("CN") == "server"
+        assert tls.peer_cert_san("DNS") == [b"localhost"] and tls.peer_cert_san("uri") == []
+        with pytest.raises(conntls.InvalidArgument):
+            tls.peer_cert_san("X400")
         assert "BEGIN CERTIFICATE" in tls.peer_cert_pem()
         tls.sendall(b"hello conntls\n", timeout=10)
         got = b""

@@ -19,11 +19,11 @@ from .context import CERT_CA, CERT_CLIENT, CERT_SERVER, CertInfo, Config, Contex
 from .errors import Busy, Error, InvalidArgument, TLSError, WantIO, WantRead, WantWrite
 from .pool import Pool
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def version() -> str:
-    """libconntls's version ("0.1.0")."""
+    """libconntls's version ("0.2.0")."""
     from . import _native
 
     return _native.text(_native.lib().conn_tls_version())

@@ -239,6 +239,19 @@ class Connection(_native.Owner):
         self._check(self._lib.conn_tls_peer_cert_field(self._handle(), name.encode(), buf, n + 1))
         return _native.text(buf)
 
+    def peer_cert_san(self, san_type: str) -> list:
+        """The peer certificate's subject alternative names of one type ("URI", "DNS" or
+        "email"), in order, as bytes (an embedded NUL stays); [] when there are none."""
+        count = ffi.new("size_t *")
+        self._check(self._lib.conn_tls_peer_cert_san(self._handle(), san_type.encode(), 0, count, ffi.NULL, 0))
+        names = []
+        for i in range(count[0]):
+            n = self._check(self._lib.conn_tls_peer_cert_san(self._handle(), san_type.encode(), i, ffi.NULL, ffi.NULL, 0))
+            buf = ffi.new("char[]", n + 1)
+            self._check(self._lib.conn_tls_peer_cert_san(self._handle(), san_type.encode(), i, ffi.NULL, buf, n + 1))
+            names.append(ffi.buffer(buf, n)[:])
+        return names
+
     def set_user_timeout(self, ms: int) -> None:
         """TCP_USER_TIMEOUT: sent data unacknowledged for ms fails the connection
         ("peer timed out"); 0 turns it off. The caller's value wins over keepalive."""
