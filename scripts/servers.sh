@@ -11,6 +11,12 @@
 #   target/servers/<server>/conntls-module  a second build of the same source with
 #                                           contrib/valkey/tls.c: its src/valkey-tls.so is
 #                                           the conntls module for that server
+# Valkey 9.1 is Debian unstable's: whichever 9.1.x it serves (scripts/debian-source.sh
+# prints it; target/src/valkey-9.1/version keeps it), in target/servers/valkey-9.1. Its
+# conntls trees are derived from the stock ones: a copy of the built stock (module) tree,
+# tls.c replaced (and the patch applied, libvalkey rebuilt), so make rebuilds a few objects
+# and relinks. Both sides build with conntls's include directory (only conntls.h is in it),
+# so their compiler flags match and the server's make does not start from clean.
 # Module builds get the same SOURCE_DATE_EPOCH and no git metadata, as a distribution's
 # build does: the build id a TLS module must match (src/mkreleasehdr.sh) is then made of the
 # version and that date alone. Every tree of one server comes from the same fetched source.
@@ -36,11 +42,15 @@ declare -A package=(
   [redis-7.0.15]="redis 5:7.0.15-1~deb12u10"
   [redis-8.0.2]="redis 5:8.0.2-3+deb13u3 --tar-only"
   [valkey-8.1.1]="valkey 8.1.1+dfsg1-3+deb13u3 --tar-only"
+  [valkey-9.1]="valkey 9.1.x"
 )
 declare -A flavours=(
   [redis-7.0.15]="stock conntls" [redis-8.0.2]="stock conntls"
   [valkey-8.1.1]="stock conntls module conntls-module"
+  [valkey-9.1]="stock conntls module conntls-module"
 )
+# Servers whose conntls trees are copies of their built stock trees (above).
+declare -A derived=([valkey-9.1]=1)
 # Debian's 7.0.15 tree builds only with the system's jemalloc, as debian/rules builds it:
 # its USE_SYSTEM_JEMALLOC patch tests `#if USE_SYSTEM_JEMALLOC == yes`, true when the
 # macro is undefined, so with the bundled jemalloc the objects call unprefixed names the
@@ -49,12 +59,15 @@ declare -A server_flags=([redis-7.0.15]="USE_SYSTEM_JEMALLOC=yes")
 # A built-in conntls tree's patch, and the files it needs beside it ("from:to-directory",
 # from contrib/): Valkey 8.1's valkey-cli, valkey-benchmark and Sentinel on
 # contrib/hiredis's transport (the server alone needs tls.c only: the module trees show it).
-declare -A clients_patch=([valkey-8.1.1]=valkey/valkey-8.1-clients.patch)
-declare -A clients_files=([valkey-8.1.1]="hiredis/hiredis_conntls.c:deps/hiredis hiredis/hiredis_conntls.h:deps/hiredis common/conntls_client.h:deps/hiredis")
+declare -A clients_patch=([valkey-8.1.1]=valkey/valkey-8.1-clients.patch [valkey-9.1]=valkey/valkey-9.1-conntls.patch)
+declare -A clients_files=(
+  [valkey-8.1.1]="hiredis/hiredis_conntls.c:deps/hiredis hiredis/hiredis_conntls.h:deps/hiredis common/conntls_client.h:deps/hiredis"
+  [valkey-9.1]="libvalkey/valkey_conntls.c:deps/libvalkey/src libvalkey/valkey_conntls.h:deps/libvalkey/include/valkey common/conntls_client.h:deps/libvalkey/src"
+)
 # What a distribution's build sets from its changelog; any fixed date does here.
 source_date_epoch=1735689600
 servers=("$@")
-[ ${#servers[@]} -gt 0 ] || servers=(redis-7.0.15 redis-8.0.2 valkey-8.1.1)
+[ ${#servers[@]} -gt 0 ] || servers=(redis-7.0.15 redis-8.0.2 valkey-8.1.1 valkey-9.1)
 
 [ -f "$top/target/release/libconntls.so.0" ] || { echo "servers: run make first" >&2; exit 1; }
 no_git=$top/target/no-git
@@ -72,6 +85,12 @@ source_tree() {
     if [ -n "$tar_only" ]; then
       tar -xf "$src/${name}_${version}"*.orig.tar.* -C "$src"
     fi
+    if [[ $pkg_version == *.x ]]; then # a line: the tree is named after the version fetched
+      local got=$(cd "$src" && ls -d "$name-${version}".*/ | head -n 1)
+      [ -n "$got" ] || { echo "servers: no $name-$version.* tree in $src" >&2; exit 1; }
+      echo "${got%/}" | sed "s/^$name-//" > "$src/version"
+      mv "$src/${got%/}" "$src/$s"
+    fi
     [ -d "$src/$s/src" ] || { echo "servers: no tree $s in $src" >&2; exit 1; }
     touch "$src/tree.ok"
   fi
@@ -86,9 +105,17 @@ build() {
     *module) flags+=(BUILD_TLS=module) ;;
   esac
   [ -n "$sanitizer" ] && flags+=(SANITIZER="$sanitizer")
+  if [[ $flavour == conntls* ]] || [ -n "${derived[$s]:-}" ]; then
+    flags+=(OPENSSL_CFLAGS="-I$top/include")
+  fi
   if [[ $flavour == conntls* ]]; then
-    flags+=(OPENSSL_CFLAGS="-I$top/include"
-            LIBSSL_LIBS="-L$top/target/release -Wl,-rpath,$top/target/release -lconntls -lssl")
+    flags+=(LIBSSL_LIBS="-L$top/target/release -Wl,-rpath,$top/target/release -lconntls -lssl")
+  fi
+  # A derived tree starts as a copy of its built stock counterpart.
+  local base=
+  if [ -n "${derived[$s]:-}" ] && [[ $flavour == conntls* ]]; then
+    case $flavour in conntls) base=$root/$s/stock ;; conntls-module) base=$root/$s/module ;; esac
+    [ -f "$base/build.flags" ] || { echo "servers: $s $flavour is derived from ${base##*/}: build that first" >&2; exit 1; }
   fi
   local files=() patch=
   if [[ $flavour == conntls* ]]; then
@@ -109,20 +136,33 @@ build() {
   for f in "${files[@]}"; do
     if [[ ${f#*:} == deps/* ]] && ! cmp -s "$top/contrib/${f%:*}" "$dest/${f#*:}/$(basename "${f%:*}")"; then fresh=1; fi
   done
+  [ -n "$base" ] && [ "$base/build.flags" -nt "$dest/build.flags" ] && fresh=1
   if [ -n "$fresh" ]; then
     rm -rf "$dest"
     mkdir -p "$dest"
-    cp -a "$tree/." "$dest/"
+    if [ -n "$base" ]; then
+      cp -a "$base/." "$dest/"
+      rm -f "$dest/build.flags" "$dest/build.log"
+    else
+      cp -a "$tree/." "$dest/"
+    fi
     if [ -n "$patch" ]; then
       patch -d "$dest" -p1 -s -f <"$patch" >&2
       cp "$patch" "$applied"
     fi
-    echo "$settings" > "$dest/build.flags"
   fi
   for f in "${files[@]}"; do
     local from=$top/contrib/${f%:*} to=$dest/${f#*:}/$(basename "${f%:*}")
     cmp -s "$from" "$to" || cp "$from" "$to"
   done
+  if [ -n "$fresh" ]; then
+    # A copied tree's deps are built: the patch's changes to them are rebuilt here.
+    if [ -n "$base" ] && [ -n "$patch" ]; then
+      PATH="$no_git:$PATH" make -C "$dest/deps" libvalkey "${flags[@]}" >"$dest/deps.log" 2>&1 \
+        || { tail -n 40 "$dest/deps.log" >&2; echo "servers: deps of $s $flavour failed" >&2; exit 1; }
+    fi
+    echo "$settings" > "$dest/build.flags"
+  fi
   echo "servers: building $s $flavour ($settings)" >&2
   # No git, as in a distribution's build chroot: mkreleasehdr.sh then records sha 00000000
   # and dirty 0. (The trees sit inside this repository's checkout, whose commit would

@@ -1,8 +1,7 @@
 /* A hiredis-family client library over conntls: the context functions of a context
- * started by CLIENT_INITIATE(), for hiredis 1.x (redisContext), libvalkey (valkeyContext)
- * and libkv (kvContext), which share hiredis's pluggable transport. Each library's file
- * (contrib/hiredis/hiredis_conntls.c, contrib/libvalkey/valkey_conntls.c,
- * contrib/libkv/kv_conntls.c) includes the library's private headers, names its types and
+ * started by CLIENT_INITIATE(), for hiredis 1.x (redisContext) and libvalkey
+ * (valkeyContext), which share hiredis's pluggable transport. Each library's file
+ * (contrib/hiredis/hiredis_conntls.c, contrib/libvalkey/valkey_conntls.c) includes the library's private headers, names its types and
  * functions with the macros below, then includes this file, once; it is built inside the
  * library, beside its OpenSSL transport, whose shape this follows.
  *

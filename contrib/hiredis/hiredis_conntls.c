@@ -1,6 +1,6 @@
 /* hiredis 1.x over conntls: the redisContextFuncs of a context started by
  * redisInitiateConntls(). The transport is contrib/common/conntls_client.h (shared with
- * libvalkey and libkv), copied beside this file into hiredis's tree; this names hiredis's
+ * libvalkey), copied beside this file into hiredis's tree; this names hiredis's
  * types and functions. Built beside ssl.c into libhiredis_conntls (README.md). */
 #include "hiredis.h"
 #include "async.h"

@@ -1,6 +1,6 @@
 /* libvalkey over conntls: the valkeyContextFuncs of a context started by
  * valkeyInitiateConntls(), and the TLS hook of a cluster context. The transport is
- * contrib/common/conntls_client.h (shared with hiredis and libkv), copied beside this
+ * contrib/common/conntls_client.h (shared with hiredis), copied beside this
  * file into libvalkey's src/; this names libvalkey's types and functions. */
 #include "async.h"
 #include "net.h"

@@ -1,16 +1,15 @@
 /*
  * Valkey's TLS connection type on conntls.
  *
- * Two generations of Valkey's connection API, told apart by the version macro:
- * - Valkey 8.1 (Debian 13's 8.1.1): 32 ConnectionType slots, type names as strings,
- *   hiredis in deps/. Nothing else in the tree changes: built in (BUILD_TLS=yes) or as the
- *   TLS module an unmodified server loads (BUILD_TLS=module).
- * - Valkey 9.0.4 as the hanzoai/kv tree carries it at 894a84ac0 (KV_VERSION_NUM; 33 slots
- *   with get_peer_username, int type ids, multipath connects, libkv, the INFO certificate
- *   fields and tls-auto-reload-interval), with valkey-conntls.patch beside it for
- *   tls-groups, tls-verify-server-name, tls-handshake-threads and Sentinel's links.
- * Compiles in place of src/tls.c; link with `pkg-config --cflags --libs conntls`. See
- * README.md beside it.
+ * Two generations of Valkey's connection API, told apart by VALKEY_VERSION_NUM:
+ * - Valkey 8.1 (Debian 13's 8.1.1): type names as strings, hiredis in deps/.
+ * - Valkey 9.1 (Debian unstable's 9.1.2): int type ids, multipath connects, get_peer_user
+ *   (a certificate's CN or SAN URI names the ACL user), the INFO certificate fields,
+ *   tls-auto-reload-interval through src/tls.h, libvalkey in deps/.
+ * Nothing else in the tree changes: built in (BUILD_TLS=yes) or as the TLS module an
+ * unmodified server loads (BUILD_TLS=module). valkey-9.1-conntls.patch adds options stock
+ * lacks (it defines CONNTLS_TLS_OPTIONS in server.h). Compiles in place of src/tls.c; link
+ * with `pkg-config --cflags --libs conntls`. See README.md beside it.
  *
  * The event-loop logic stays here; every OpenSSL call is inside libconntls:
  * - writes go through conn_tls_writev: no last_failed_write_data_len, no stack buffer;
@@ -19,8 +18,7 @@
  *   so connections keep their generation and sessions survive rotations.
  */
 
-#define KVMODULE_CORE_MODULE /* A module that's part of the server core, uses server.h too. */
-#define VALKEYMODULE_CORE_MODULE
+#define VALKEYMODULE_CORE_MODULE /* A module that's part of the server core, uses server.h too. */
 
 #include "server.h"
 #include "connhelpers.h"
@@ -28,19 +26,13 @@
 #include "io_threads.h"
 #include "bio.h"
 
-#ifdef KV_VERSION_NUM
-#define VALKEY_90 1 /* the hanzoai/kv tree: Valkey 9.0.4 renamed */
+#if VALKEY_VERSION_NUM >= 0x00090100
+#define VALKEY_91 1
 #define TLS_TYPE_NAME getConnectionTypeName(CONN_TYPE_TLS)
-#define MODULE(name) KVModule_##name
-#define MODULE_CONST(name) KVMODULE_##name
-#define MODULE_STRING KVModuleString
-#define MODULE_OPTIONS (KVMODULE_OPTIONS_HANDLE_REPL_ASYNC_LOAD | KVMODULE_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION)
+#define MODULE_OPTIONS (VALKEYMODULE_OPTIONS_HANDLE_REPL_ASYNC_LOAD | VALKEYMODULE_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION)
 #else
-#define VALKEY_90 0 /* Valkey 8.1 */
+#define VALKEY_91 0 /* Valkey 8.1 */
 #define TLS_TYPE_NAME CONN_TYPE_TLS
-#define MODULE(name) ValkeyModule_##name
-#define MODULE_CONST(name) VALKEYMODULE_##name
-#define MODULE_STRING ValkeyModuleString
 #define MODULE_OPTIONS VALKEYMODULE_OPTIONS_HANDLE_REPL_ASYNC_LOAD
 #endif
 
@@ -51,10 +43,7 @@
 
 #include <conntls.h>
 #include <stdatomic.h>
-#if VALKEY_90
-#include <kv/kv.h>
-#include <kv/kv_conntls.h>
-
+#if VALKEY_91
 #include "tls.h"
 
 static uint64_t info_generation; /* generation the INFO cert fields were read from */
@@ -85,9 +74,9 @@ static void notePendingRead(struct tls_connection *conn);
 
 /* ---- configuration ---- */
 
-/* Valkey's own tls-* settings beside the common ones (valkey-conntls.patch's, on 9.0). */
+/* Valkey's own tls-* settings beside the common ones (valkey-9.1-conntls.patch's). */
 static conn_tls_config *configFor(serverTLSContextConfig *c, int auth) {
-#if VALKEY_90
+#ifdef CONNTLS_TLS_OPTIONS
     const char *extra[][2] = {
         {"groups", c->groups},
         {"verify-server-name", c->verify_server_name ? "yes" : "no"},
@@ -111,9 +100,9 @@ static void logConfigureError(const char *err) {
     serverLog(LL_WARNING, "Failed to configure TLS: %s", err);
 }
 
-/* ---- certificate facts for INFO (9.0) ---- */
+/* ---- certificate facts for INFO (9.1) ---- */
 
-#if VALKEY_90
+#if VALKEY_91
 
 static void tlsClearCertInfo(long long *expiry, sds *serial);
 static void tlsClearAllCertInfo(void);
@@ -154,7 +143,7 @@ static _Atomic long long lastTlsConfigureTime = 0;
 
 /* ---- configure and reload ---- */
 
-#if VALKEY_90
+#if VALKEY_91
 /* tls-auto-reload-interval's reload and CONFIG SET tls-*, with stock's log lines for the
  * first and the time of the last configure for the next. */
 static int tlsConfigureAll(serverTLSContextConfig *c, int only_if_changed) {
@@ -174,7 +163,7 @@ static int tlsConfigureAll(serverTLSContextConfig *c, int only_if_changed) {
 
 /* Startup and CONFIG SET tls-*: synchronous; a failure changes nothing. */
 static int tlsConfigureSync(void *priv, int reconfigure) {
-#if VALKEY_90
+#if VALKEY_91
     if (!reconfigure && contexts[server.tls_auth_clients]) return C_OK;
     int result = tlsConfigureAll(priv, 0);
     if (result == C_OK) tlsRefreshAllCertInfo();
@@ -184,7 +173,7 @@ static int tlsConfigureSync(void *priv, int reconfigure) {
 #endif
 }
 
-#if VALKEY_90
+#if VALKEY_91
 
 /* tls-auto-reload-interval, on the bio thread: conntls builds and swaps the new
  * generation safely from any thread, and only when a file or option changed. */
@@ -214,32 +203,20 @@ static void tlsInit(void) {
     pending_list = listCreate();
 }
 
-#if VALKEY_90
-/* Sentinel's links (libkv contexts, src/sentinel.c) on the client settings of the live
- * generation, like replication's: reloads and dead-peer defaults apply to them too. */
-int tlsInitiateKvContext(struct kvContext *c, const char *server_name) {
-    conn_tls_ctx *ctx = contextFor(server.tls_auth_clients);
-    if (!ctx) {
-        snprintf(c->errstr, sizeof c->errstr, "TLS is not configured");
-        return C_ERR;
-    }
-    return kvInitiateConntls(c, ctx, server_name) == KV_OK ? C_OK : C_ERR;
-}
-#else
-/* For Sentinel's links with valkey-8.1-clients.patch (src/sentinel.c puts them on
- * contrib/hiredis's transport): the client context of the live generation, as
- * replication's links use; NULL when TLS is not configured. */
+/* For Sentinel's links with the clients patch (valkey-8.1-clients.patch puts them on
+ * contrib/hiredis's transport, valkey-9.1-conntls.patch on contrib/libvalkey's): the
+ * client context of the live generation, as replication's links use, so reloads and the
+ * dead-peer defaults apply to them too; NULL when TLS is not configured. */
 conn_tls_ctx *tlsClientContext(void) {
     return contextFor(server.tls_auth_clients);
 }
 
-/* Stock 8.1's sentinel.c (no patch) makes its TLS links with hiredis_ssl on these OpenSSL
- * contexts, which do not exist on conntls: NULL, so Sentinel refuses TLS links to
- * instances ("not configured") instead of reaching into OpenSSL behind the library.
- * (struct ssl_ctx_st is OpenSSL's SSL_CTX, named without OpenSSL's headers.) */
+/* Stock's sentinel.c (no patch) makes its TLS links with the client library's OpenSSL
+ * TLS on these OpenSSL contexts, which do not exist on conntls: NULL, so Sentinel refuses
+ * TLS links to instances ("not configured") instead of reaching into OpenSSL behind the
+ * library. (struct ssl_ctx_st is OpenSSL's SSL_CTX, named without OpenSSL's headers.) */
 struct ssl_ctx_st *valkey_tls_ctx = NULL;
 struct ssl_ctx_st *valkey_tls_client_ctx = NULL;
-#endif
 
 static conn_tls_pool *pool; /* tls-handshake-threads' handshake pool, made when first needed */
 
@@ -253,7 +230,7 @@ static void tlsCleanup(void) {
     conn_tls_pool_free(pool);
     pool = NULL;
     freeContexts();
-#if VALKEY_90
+#if VALKEY_91
     tlsClearAllCertInfo();
 #endif
 }
@@ -343,19 +320,88 @@ static void TLSAccept(tls_connection *conn) {
     if (step == -1) conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
 }
 
-#if VALKEY_90
-sds tlsGetPeerUsername(connection *conn_) {
-    tls_connection *conn = (tls_connection *)conn_;
-    if (!conn || !conn->tls || conn->c.state != CONN_STATE_CONNECTED) return NULL;
-    if (server.tls_ctx_config.client_auth_user != TLS_CLIENT_FIELD_CN) return NULL;
-    char cn[256];
-    ssize_t len = conn_tls_peer_cert_field(conn->tls, "CN", cn, sizeof cn);
-    if (len <= 0 || (size_t)len >= sizeof cn) {
-        if (conn_tls_peer_cert_pem(conn->tls, NULL, 0) > 0)
-            serverLog(LL_NOTICE, "TLS: Failed to extract field 'CN' from certificate");
+#if VALKEY_91
+/* The certificate text conntls copies out (a CN, a SAN entry) as an sds of its whole
+ * length: an embedded NUL stays in it. NULL when absent or empty. */
+static sds certText(ssize_t (*copy)(conn_tls *, const char *, size_t, char *, size_t), conn_tls *tls, const char *what,
+                    size_t index) {
+    ssize_t len = copy(tls, what, index, NULL, 0);
+    if (len <= 0) return NULL;
+    sds text = sdsnewlen(SDS_NOINIT, (size_t)len);
+    if (copy(tls, what, index, text, (size_t)len + 1) != len) {
+        sdsfree(text);
         return NULL;
     }
-    return sdsnewlen(cn, (size_t)len);
+    return text;
+}
+
+static ssize_t copyField(conn_tls *tls, const char *name, size_t index, char *buf, size_t len) {
+    UNUSED(index);
+    return conn_tls_peer_cert_field(tls, name, buf, len);
+}
+
+static ssize_t copySan(conn_tls *tls, const char *type, size_t index, char *buf, size_t len) {
+    return conn_tls_peer_cert_san(tls, type, index, NULL, buf, len);
+}
+
+/* tls-auth-clients-user uri: the first SAN URI that names an enabled user; a URI with a
+ * NUL in it is skipped. cert_username gets the last URI looked at, as stock. */
+static user *userFromSanUri(conn_tls *tls, sds *cert_username) {
+    size_t count = 0;
+    if (conn_tls_peer_cert_san(tls, "URI", 0, &count, NULL, 0) < 0) return NULL;
+    for (size_t i = 0; i < count; i++) {
+        sds uri = certText(copySan, tls, "URI", i);
+        if (!uri || memchr(uri, '\0', sdslen(uri))) {
+            serverLog(LL_DEBUG, "TLS: Invalid or malformed SAN URI in certificate");
+            sdsfree(uri);
+            continue;
+        }
+        user *u = ACLGetUserByName(uri, sdslen(uri));
+        if (cert_username) {
+            sdsfree(*cert_username);
+            *cert_username = uri;
+        } else {
+            sdsfree(uri);
+        }
+        if (u && (u->flags & USER_FLAG_ENABLED)) return u;
+    }
+    return NULL;
+}
+
+/* The ACL user a client certificate names (tls-auth-clients-user cn or uri), as stock 9.1.2:
+ * the CN is compared whole, so a CN of "admin", a NUL and more does not match "admin"
+ * (valkey #4577). cert_username gets the CN even when no user matches, for the ACL log. */
+static user *tlsGetPeerUser(connection *conn_, sds *cert_username) {
+    tls_connection *conn = (tls_connection *)conn_;
+    if (!conn || !conn->tls || conn->c.state != CONN_STATE_CONNECTED) return NULL;
+    if (conn_tls_peer_cert_pem(conn->tls, NULL, 0) <= 0) return NULL; /* no certificate */
+    switch (server.tls_ctx_config.client_auth_user) {
+    case TLS_CLIENT_FIELD_URI: {
+        user *u = userFromSanUri(conn->tls, cert_username);
+        if (!u) serverLog(LL_VERBOSE, "TLS: No matching user found in certificate SAN URI fields");
+        return u;
+    }
+    case TLS_CLIENT_FIELD_CN: {
+        sds cn = certText(copyField, conn->tls, "CN", 0);
+        if (!cn) {
+            serverLog(LL_DEBUG, "TLS: Failed to extract CN in certificate subject");
+            return NULL;
+        }
+        user *u = ACLGetUserByName(cn, sdslen(cn));
+        if (!u || !(u->flags & USER_FLAG_ENABLED)) {
+            sds repr = server.hide_user_data_from_log ? NULL : sdscatrepr(sdsempty(), cn, sdslen(cn));
+            serverLog(LL_VERBOSE, "TLS: No matching user found for certificate CN %s", repr ? repr : "*redacted*");
+            sdsfree(repr);
+            u = NULL;
+        }
+        if (cert_username)
+            *cert_username = cn;
+        else
+            sdsfree(cn);
+        return u;
+    }
+    default: return NULL;
+    }
 }
 #endif
 
@@ -410,7 +456,7 @@ static void tlsAcceptHandler(aeEventLoop *el, int fd, void *privdata, int mask) 
         if (pauseAcceptingIfFull(el, fd, privdata)) return;
         cfd = anetTcpAccept(server.neterr, fd, cip, sizeof(cip), &cport);
         if (cfd == ANET_ERR) {
-#if VALKEY_90
+#if VALKEY_91
             if (anetRetryAcceptOnError(errno)) continue;
 #endif
             if (errno != EWOULDBLOCK) serverLog(LL_WARNING, "Accepting client connection: %s", server.neterr);
@@ -476,10 +522,10 @@ static void connTLSClose(connection *conn_) {
  * loop. The pool's own bound, twice that, leaves room for cluster-bus links. A handshake
  * not done in TLS_POOL_TIMEOUT_MS fails, so a stalled client cannot hold a slot. */
 #define TLS_POOL_TIMEOUT_MS 10000
-#if VALKEY_90
-#define TLS_HANDSHAKE_THREADS server.tls_handshake_threads /* valkey-conntls.patch's option */
+#ifdef CONNTLS_TLS_OPTIONS
+#define TLS_HANDSHAKE_THREADS server.tls_handshake_threads /* valkey-9.1-conntls.patch's option */
 #else
-#define TLS_HANDSHAKE_THREADS 0 /* 8.1 is built unpatched: no tls-handshake-threads */
+#define TLS_HANDSHAKE_THREADS 0 /* unpatched: no tls-handshake-threads */
 #endif
 /* The pool could not start: handshakes stay on the main thread. The option keeps its
  * value (it is immutable: CONFIG GET and CONFIG REWRITE show what was configured). */
@@ -606,14 +652,14 @@ static int connTLSConnect(connection *conn_,
                           const char *addr,
                           int port,
                           const char *src_addr,
-#if VALKEY_90
+#if VALKEY_91
                           int multipath,
 #endif
                           ConnectionCallbackFunc connect_handler) {
     if (conn_->state != CONN_STATE_NONE) return C_ERR;
     rememberServerName((tls_connection *)conn_, addr);
     /* TCP first; the TLS client starts in the event handler once it is connected. */
-#if VALKEY_90
+#if VALKEY_91
     return connectionTypeTcp()->connect(conn_, addr, port, src_addr, multipath, connect_handler);
 #else
     return connectionTypeTcp()->connect(conn_, addr, port, src_addr, connect_handler);
@@ -626,7 +672,7 @@ static int connTLSBlockingConnect(connection *conn_, const char *addr, int port,
     return blockingHandshake((tls_connection *)conn_, addr, timeout);
 }
 
-#if VALKEY_90
+#if VALKEY_91
 static int connTLSGetType(void) {
     return CONN_TYPE_TLS;
 }
@@ -682,8 +728,8 @@ static ConnectionType CT_TLS = {
     .postpone_update_state = postPoneUpdateSSLState,
     .update_state = updateSSLState,
     .get_peer_cert = peerCertPem,
-#if VALKEY_90
-    .get_peer_username = tlsGetPeerUsername,
+#if VALKEY_91
+    .get_peer_user = tlsGetPeerUser,
 #endif
     .connIntegrityChecked = connTLSIsIntegrityChecked,
 };
@@ -694,7 +740,7 @@ int RedisRegisterConnectionTypeTLS(void) {
 
 #else /* USE_OPENSSL */
 
-#if VALKEY_90
+#if VALKEY_91
 static void tlsClearAllCertInfo(void);
 
 void tlsResetCertInfo(void) {
@@ -710,7 +756,7 @@ int RedisRegisterConnectionTypeTLS(void) {
 
 #endif
 
-#if VALKEY_90
+#if VALKEY_91
 static void tlsClearCertInfo(long long *expiry, sds *serial) {
     if (expiry) *expiry = 0;
     if (serial && *serial) {
@@ -733,26 +779,26 @@ static void tlsClearAllCertInfo(void) {
 /* Stock's loader: a TLS module loads only into the server build it was made with (the
  * build id of release.h: version, SOURCE_DATE_EPOCH or host and time, git sha and dirty
  * flag), and only at startup. */
-int MODULE(OnLoad)(void *ctx, MODULE_STRING **argv, int argc) {
+int ValkeyModule_OnLoad(void *ctx, ValkeyModuleString **argv, int argc) {
     UNUSED(argv);
     UNUSED(argc);
     if (strcmp(REDIS_BUILD_ID_RAW, serverBuildIdRaw())) {
         serverLog(LL_NOTICE, "Connection type %s was not built together with the %s-server used.", TLS_TYPE_NAME, SERVER_NAME);
-        return MODULE_CONST(ERR);
+        return VALKEYMODULE_ERR;
     }
-    if (MODULE(Init)(ctx, "tls", 1, MODULE_CONST(APIVER_1)) == MODULE_CONST(ERR)) return MODULE_CONST(ERR);
-    if ((MODULE(GetContextFlags)(ctx) & MODULE_CONST(CTX_FLAGS_SERVER_STARTUP)) == 0) {
+    if (ValkeyModule_Init(ctx, "tls", 1, VALKEYMODULE_APIVER_1) == VALKEYMODULE_ERR) return VALKEYMODULE_ERR;
+    if ((ValkeyModule_GetContextFlags(ctx) & VALKEYMODULE_CTX_FLAGS_SERVER_STARTUP) == 0) {
         serverLog(LL_NOTICE, "Connection type %s can be loaded only during bootup", TLS_TYPE_NAME);
-        return MODULE_CONST(ERR);
+        return VALKEYMODULE_ERR;
     }
-    MODULE(SetModuleOptions)(ctx, MODULE_OPTIONS);
-    if (connTypeRegister(&CT_TLS) != C_OK) return MODULE_CONST(ERR);
-    return MODULE_CONST(OK);
+    ValkeyModule_SetModuleOptions(ctx, MODULE_OPTIONS);
+    if (connTypeRegister(&CT_TLS) != C_OK) return VALKEYMODULE_ERR;
+    return VALKEYMODULE_OK;
 }
 
-int MODULE(OnUnload)(void *arg) {
+int ValkeyModule_OnUnload(void *arg) {
     UNUSED(arg);
     serverLog(LL_NOTICE, "Connection type %s can not be unloaded", TLS_TYPE_NAME);
-    return MODULE_CONST(ERR);
+    return VALKEYMODULE_ERR;
 }
 #endif
