@@ -1,6 +1,8 @@
 # conntls: build, test, install.
 #   make            build libconntls.so.0 and libconntls.a (release) in target/release
 #   make test       every test (the README's test command)
+#   make check      the library's own tests, no servers (for contributors; a few minutes)
+#   make soak       the long runs left out of make test (whole upstream suites)
 #   make demo       the demo: a TLS server on conntls under load, with a short report
 #   make header     regenerate include/conntls.h and include/conntls.cdef (pinned cbindgen)
 #   make install    PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR= ; run `make` first
@@ -35,7 +37,7 @@ endif
 # What the Rust static library needs besides OpenSSL (rustc --print native-static-libs).
 RUST_NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-.PHONY: all build test matrix-line test-one fuzz-build fuzz demo servers header header-tool abi-reference install uninstall clean
+.PHONY: all build test check soak matrix-line test-one fuzz-build fuzz demo servers header header-tool abi-reference install uninstall clean
 
 all: build
 
@@ -79,6 +81,18 @@ test: build header-tool
 	done; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test.log; \
 	exit $$status
+
+# The library's own tests, for contributors (a few minutes): the Rust unit tests and every
+# test binary that needs no server build, no registry download and no package build.
+SERVER_TESTS := redis valkey valkey91 runtime_config blocking_write close_after_reply clients debian_package
+check: build header-tool
+	@tests=$$(ls tests/*.rs | sed 's|tests/\(.*\)\.rs|\1|' | grep -vxF $(addprefix -e ,$(SERVER_TESTS))); \
+	$(CARGO) test --release --no-fail-fast --lib $$(printf -- '--test %s ' $$tests) -- --skip black_hole
+
+# The long runs, left out of make test (#[ignore = "soak: ..."] tests): whole upstream
+# suites on the conntls servers. Results go in the READMEs of contrib/.
+soak: build header-tool
+	$(CARGO) test --release --no-fail-fast -- --ignored
 
 # One OpenSSL line of the matrix (LINE=3.5 or 4.0). OpenSSL's build output goes to
 # target/openssl-<line>/openssl.log and the prefix is read from the stamp file: from

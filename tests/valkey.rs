@@ -1,27 +1,37 @@
-//! Valkey as Debian ships it, 8.1.1 (Debian 13), built from Debian's source package stock
-//! and with contrib/valkey/tls.c (scripts/servers.sh, with AddressSanitizer): built in
-//! (BUILD_TLS=yes) and as the TLS module an unmodified server loads (BUILD_TLS=module).
-//! Each trigger runs on stock too, and where stock fails it is asserted to fail, so that a
-//! pass on conntls means something; every conntls check runs on both conntls builds.
+//! Valkey as Debian ships it, 8.1.1 (Debian 13) and 9.1 (unstable: 9.1.2 today), built
+//! from Debian's source packages stock and with contrib/valkey/tls.c (scripts/servers.sh,
+//! with AddressSanitizer): built in (BUILD_TLS=yes) and as the TLS module an unmodified
+//! server loads (BUILD_TLS=module). Each trigger runs on stock too, and where stock fails
+//! it is asserted to fail, so that a pass on conntls means something; every conntls check
+//! runs on both conntls builds. 9.1's own checks (certificate users, the automatic reload,
+//! libvalkey's clients) are in tests/valkey91.rs.
 mod common;
 use common::servers::*;
 
 const VALKEY: &str = "valkey-8.1.1";
+const VALKEY_91: &str = "valkey-9.1";
 const STOCK: Build = Build::new(VALKEY, "stock");
 /// conntls built in, and the conntls module loaded by the unmodified server.
 const CONNTLS: [Build; 2] = [Build::new(VALKEY, "conntls"), Build::new(VALKEY, "conntls-module")];
+
+/// A version's stock build and its two conntls builds.
+fn builds(server: &'static str) -> (Build, [Build; 2]) {
+    (Build::new(server, "stock"), [Build::new(server, "conntls"), Build::new(server, "conntls-module")])
+}
 
 /// valkey #1135 ("bad length"): stock 8.1 carries #1737's fix, so its outcome is recorded;
 /// conntls must answer every request.
 #[test]
 fn bad_length_trigger() {
     let _serial = one_at_a_time();
-    let o = trigger(STOCK, true, |_| BAD_LENGTH_TRIGGER.map(String::from).to_vec());
-    println!("{STOCK}: peer exit {}, bad length logged: {}\n{}", o.code, o.logs.contains("bad length"), o.out);
-    for build in CONNTLS {
-        let o = trigger(build, true, |_| BAD_LENGTH_TRIGGER.map(String::from).to_vec());
-        o.assert_held(build, "ok, 40 replies");
-        assert_eq!(o.out.lines().filter(|l| l.ends_with("ok, 40 replies")).count(), 4, "{}", o.out);
+    for (stock, conntls) in [builds(VALKEY), builds(VALKEY_91)] {
+        let o = trigger(stock, true, |_| BAD_LENGTH_TRIGGER.map(String::from).to_vec());
+        println!("{stock}: peer exit {}, bad length logged: {}\n{}", o.code, o.logs.contains("bad length"), o.out);
+        for build in conntls {
+            let o = trigger(build, true, |_| BAD_LENGTH_TRIGGER.map(String::from).to_vec());
+            o.assert_held(build, "ok, 40 replies");
+            assert_eq!(o.out.lines().filter(|l| l.ends_with("ok, 40 replies")).count(), 4, "{}", o.out);
+        }
     }
 }
 
@@ -30,23 +40,27 @@ fn bad_length_trigger() {
 /// the write that failed. Two triggers through a 4 KiB send buffer: 16 MiB replies to a
 /// slow reader, and a 16 MiB reply queued behind a blocked gathered write. Stock's outcome
 /// is recorded: on this machine it survived both (under gdb its gathered retries were
-/// 64 KiB; the 16 MiB reply went out alone, through connTLSWrite, README.md). conntls must
-/// deliver every byte of both.
+/// 64 KiB; the 16 MiB reply went out alone, through connTLSWrite, README.md). 9.1.2 copies
+/// at most 64 KiB (#4307's fix) and errors "cannot satisfy last_failed_write_data_len"
+/// beyond it; its outcome is recorded too. conntls must deliver every byte of both.
 #[test]
 fn sixteen_mib_replies_behind_blocked_writes() {
     let _serial = one_at_a_time();
     let triggers: [(&[&str], &str); 2] = [(&SIXTEEN_MIB_TRIGGER, "ok, 4 replies"), (&GATHER_TRIGGER, "gather: ok, 5 replies")];
-    for (args, expect) in triggers {
-        let o = trigger(STOCK, true, |_| args.iter().map(|s| s.to_string()).collect());
-        println!("{STOCK}, {}: peer exit {}, server alive: {}\n{}", args[0], o.code, o.alive, o.out);
-        for build in CONNTLS {
-            trigger(build, true, |_| args.iter().map(|s| s.to_string()).collect()).assert_held(build, expect);
+    for (stock, conntls) in [builds(VALKEY), builds(VALKEY_91)] {
+        for (args, expect) in triggers {
+            let o = trigger(stock, true, |_| args.iter().map(|s| s.to_string()).collect());
+            println!("{stock}, {}: peer exit {}, server alive: {}\n{}", args[0], o.code, o.alive, o.out);
+            for build in conntls {
+                trigger(build, true, |_| args.iter().map(|s| s.to_string()).collect()).assert_held(build, expect);
+            }
         }
     }
 }
 
 /// CVE-2026-56684 (see tests/redis.rs's pending_list_kill_trigger): stock 8.1.1 walks its
-/// pending list with a listIter and reads a freed node; the glue pops from the head.
+/// pending list with a listIter and reads a freed node; the glue pops from the head, as
+/// 9.1.2 does since #4234 (its outcome is recorded).
 #[test]
 fn pending_list_kill_trigger() {
     let _serial = one_at_a_time();
@@ -56,7 +70,10 @@ fn pending_list_kill_trigger() {
     assert!(server.ended(), "{STOCK} stopped answering but did not end:\n{out}");
     let logs = server.stop();
     assert!(logs.contains("heap-use-after-free") && logs.contains("tlsProcessPendingData"), "{logs}");
-    for build in CONNTLS {
+    let (stock_91, conntls_91) = builds(VALKEY_91);
+    let o = trigger(stock_91, false, killpair);
+    println!("{stock_91}: peer exit {}, server alive: {}, ASan report: {}", o.code, o.alive, o.logs.contains("AddressSanitizer"));
+    for build in CONNTLS.into_iter().chain(conntls_91) {
         trigger(build, false, killpair).assert_held(build, "round 20: server alive");
     }
 }
@@ -112,16 +129,18 @@ fn io_thread_handshakes_under_load_in_cluster_mode() {
 fn the_unmodified_server_loads_either_tls_module() {
     let _serial = one_at_a_time();
     let build_id = |b: Build| std::fs::read_to_string(b.tree().join("src/release.h")).expect("release.h");
-    let stock_module = Build::new(VALKEY, "module");
-    assert_eq!(build_id(stock_module), build_id(CONNTLS[1]), "the two module trees' build ids differ");
-    for (build, conntls) in [(stock_module, false), (CONNTLS[1], true), (CONNTLS[0], true)] {
-        let running = build.start(false);
-        let maps = std::fs::read_to_string(format!("/proc/{}/maps", running.pid())).expect("maps");
-        assert_eq!(maps.contains("libconntls.so"), conntls, "{build}: libconntls mapped: {}", !conntls);
-        assert_eq!(maps.contains("valkey-tls.so"), build.module().is_some(), "{build}");
-        cli_and_benchmark(STOCK, &running, 3 << 20);
-        let logs = running.stop();
-        assert!(!logs.contains("AddressSanitizer"), "{build}:\n{logs}");
+    for (stock, conntls_builds) in [builds(VALKEY), builds(VALKEY_91)] {
+        let stock_module = Build::new(stock.server, "module");
+        assert_eq!(build_id(stock_module), build_id(conntls_builds[1]), "the two module trees' build ids differ");
+        for (build, conntls) in [(stock_module, false), (conntls_builds[1], true), (conntls_builds[0], true)] {
+            let running = build.start(false);
+            let maps = std::fs::read_to_string(format!("/proc/{}/maps", running.pid())).expect("maps");
+            assert_eq!(maps.contains("libconntls.so"), conntls, "{build}: libconntls mapped: {}", !conntls);
+            assert_eq!(maps.contains("valkey-tls.so"), build.module().is_some(), "{build}");
+            cli_and_benchmark(stock, &running, 3 << 20);
+            let logs = running.stop();
+            assert!(!logs.contains("AddressSanitizer"), "{build}:\n{logs}");
+        }
     }
 }
 
@@ -139,31 +158,40 @@ fn valkey_own_tls_tests_pass_as_on_stock() {
         run_own_tests(build, &files, &[]);
         run_own_tests(build, &io_threads, &["--io-threads", "--tags", "network"]);
     }
+    // 9.1: the same, and atomic slot migration over tls-cluster (cluster-migrateslots:
+    // #4320's concurrent reads and writes, #4559's ACK reads with IO threads).
+    for build in builds(VALKEY_91).1 {
+        run_own_tests(build, &["unit/tls", "unit/networking", "unit/cluster/cluster-response-tls"], &[]);
+        run_own_tests(build, &io_threads, &["--io-threads", "--tags", "network"]);
+    }
 }
 
-/// valkey-cli and valkey-benchmark on contrib/hiredis's transport (the conntls tree carries
-/// valkey-8.1-clients.patch): PING, a 3 MiB SET read back byte for byte and a benchmark
+/// valkey-cli and valkey-benchmark on conntls's client transport: 8.1's on contrib/hiredis
+/// (valkey-8.1-clients.patch), 9.1's on contrib/libvalkey in the bundled libvalkey 0.4.0
+/// (valkey-9.1-conntls.patch). PING, a 3 MiB SET read back byte for byte and a benchmark
 /// without errors, against the stock server and the conntls one. A wrong CA is refused in
 /// conntls's words by that cli and in OpenSSL's by stock's, which shows which TLS made the
 /// connection.
 #[test]
-fn valkey_cli_and_benchmark_on_the_hiredis_transport() {
+fn valkey_cli_and_benchmark_on_the_client_transport() {
     let _serial = one_at_a_time();
     let other_ca = common::certs().join("other-ca.crt");
-    for server in [STOCK, CONNTLS[0]] {
-        let running = server.start(false);
-        cli_and_benchmark(CONNTLS[0], &running, 3 << 20);
-        let refusals = [
-            (CONNTLS[0], "Could not negotiate a TLS connection: peer certificate verify failed"),
-            (STOCK, "SSL_connect failed: certificate verify failed"),
-        ];
-        for (cli, words) in refusals {
-            let out = tls_tool(cli, "cli", &running).arg("--cacert").arg(&other_ca).arg("ping").output().expect("run the cli");
-            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            assert!(text.contains(words), "{cli} cli against {server}: {text}");
+    for (stock, conntls) in [builds(VALKEY), builds(VALKEY_91)] {
+        for server in [stock, conntls[0]] {
+            let running = server.start(false);
+            cli_and_benchmark(conntls[0], &running, 3 << 20);
+            let refusals = [
+                (conntls[0], "Could not negotiate a TLS connection: peer certificate verify failed"),
+                (stock, "SSL_connect failed: certificate verify failed"),
+            ];
+            for (cli, words) in refusals {
+                let out = tls_tool(cli, "cli", &running).arg("--cacert").arg(&other_ca).arg("ping").output().expect("run the cli");
+                let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                assert!(text.contains(words), "{cli} cli against {server}: {text}");
+            }
+            let logs = running.stop();
+            assert!(!logs.contains("AddressSanitizer"), "{server}:\n{logs}");
         }
-        let logs = running.stop();
-        assert!(!logs.contains("AddressSanitizer"), "{server}:\n{logs}");
     }
 }
 
