@@ -103,12 +103,14 @@ fn s_client(server: &ServerProcess, out: Option<&Path>, resume: Option<&Path>) -
 /// rewritten; within a bounded wait the server presents the new certificate, INFO's
 /// tls_server_cert_serial follows it, the benchmark finishes without an error, and a TLS
 /// 1.2 session from before the reload resumes after it on conntls (stock's reload makes a
-/// new SSL_CTX, whose session cache is empty: recorded). No sanitizer report.
+/// new SSL_CTX, whose session cache is empty: recorded). No sanitizer report. Built in
+/// only: 9.1's server runs the reload from its cron only when TLS is built in (the module
+/// has no such hook, on stock and conntls alike: the option is accepted and does nothing).
 #[test]
 fn automatic_reload_rotates_certificates_under_load() {
     let _serial = one_at_a_time();
     let c = common::certs();
-    for build in BUILDS {
+    for build in [BUILDS[0], BUILDS[1]] {
         let dir = common::scratch_dir();
         for file in ["server.crt", "server.key", "ca.crt"] {
             std::fs::copy(c.join(file), dir.join(file)).expect("copy a certificate");

@@ -143,42 +143,31 @@ static _Atomic long long lastTlsConfigureTime = 0;
 
 /* ---- configure and reload ---- */
 
-#if VALKEY_91
-/* tls-auto-reload-interval's reload and CONFIG SET tls-*, with stock's log lines for the
- * first and the time of the last configure for the next. */
-static int tlsConfigureAll(serverTLSContextConfig *c, int only_if_changed) {
-    int swapped;
-    int result = configureContexts(c, only_if_changed, &swapped);
-    if (only_if_changed) {
-        /* Stock's words for the background reload (it logs the first before building;
-         * conntls detects the change and builds in one call). */
-        if (swapped || result == C_ERR) serverLog(LL_NOTICE, "TLS materials changed, reloading in background");
-        if (result == C_ERR) serverLog(LL_WARNING, "Background TLS reload failed");
-        if (!swapped && result == C_OK) serverLog(LL_DEBUG, "TLS reload skipped: materials unchanged");
-    }
-    atomic_store_explicit(&lastTlsConfigureTime, server.ustime, memory_order_relaxed);
-    return result;
-}
-#endif
-
 /* Startup and CONFIG SET tls-*: synchronous; a failure changes nothing. */
 static int tlsConfigureSync(void *priv, int reconfigure) {
+    int result = configureOnce(priv, reconfigure);
 #if VALKEY_91
-    if (!reconfigure && contexts[server.tls_auth_clients]) return C_OK;
-    int result = tlsConfigureAll(priv, 0);
+    /* tls-auto-reload-interval counts from the last configure, as stock's. */
+    atomic_store_explicit(&lastTlsConfigureTime, server.ustime, memory_order_relaxed);
     if (result == C_OK) tlsRefreshAllCertInfo();
-    return result;
-#else
-    return configureOnce(priv, reconfigure);
 #endif
+    return result;
 }
 
 #if VALKEY_91
 
 /* tls-auto-reload-interval, on the bio thread: conntls builds and swaps the new
- * generation safely from any thread, and only when a file or option changed. */
+ * generation safely from any thread, and only when a file or option changed. Stock's log
+ * lines (stock logs the first when it detects a change, before building; conntls detects
+ * and builds in one call). The interval counts from here even after a failure (stock
+ * retries a failed reload at every cron run). */
 void tlsConfigureAsync(void) {
-    tlsConfigureAll(&server.tls_ctx_config, 1);
+    int swapped;
+    int result = configureContexts(&server.tls_ctx_config, 1, &swapped);
+    if (swapped || result == C_ERR) serverLog(LL_NOTICE, "TLS materials changed, reloading in background");
+    if (result == C_ERR) serverLog(LL_WARNING, "Background TLS reload failed");
+    if (!swapped && result == C_OK) serverLog(LL_DEBUG, "TLS reload skipped: materials unchanged");
+    atomic_store_explicit(&lastTlsConfigureTime, server.ustime, memory_order_relaxed);
 }
 
 /* Main thread, after the bio job: the new generation is already live; the INFO fields
