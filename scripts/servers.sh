@@ -2,21 +2,22 @@
 # Builds the servers Debian ships, stock and on conntls, from Debian's source packages:
 #   target/servers/<server>/stock    BUILD_TLS=yes, the server's own src/tls.c
 #   target/servers/<server>/conntls  contrib/<program>/tls.c in place of src/tls.c, with
-#                                    contrib/common/conntls_glue.h beside it (Valkey 8.1.1:
-#                                    also valkey-8.1-clients.patch, its clients on
-#                                    contrib/hiredis)
+#                                    contrib/common/conntls_glue.h beside it (Valkey: also
+#                                    its clients patch, the clients on contrib/hiredis in
+#                                    8.1.1, on contrib/libvalkey in 9.1)
 # and, for Valkey, its TLS as a loadable module (BUILD_TLS=module):
 #   target/servers/<server>/module          stock, untouched: the server a distribution
 #                                           would ship, and stock's src/valkey-tls.so
-#   target/servers/<server>/conntls-module  a second build of the same source with
+#   target/servers/<server>/conntls-module  the module tree again with
 #                                           contrib/valkey/tls.c: its src/valkey-tls.so is
 #                                           the conntls module for that server
 # Valkey 9.1 is Debian unstable's: whichever 9.1.x it serves (scripts/debian-source.sh
-# prints it; target/src/valkey-9.1/version keeps it), in target/servers/valkey-9.1. Its
-# conntls trees are derived from the stock ones: a copy of the built stock (module) tree,
-# tls.c replaced (and the patch applied, libvalkey rebuilt), so make rebuilds a few objects
-# and relinks. Both sides build with conntls's include directory (only conntls.h is in it),
-# so their compiler flags match and the server's make does not start from clean.
+# prints it; target/src/valkey-9.1/version keeps it), in target/servers/valkey-9.1.
+# Each conntls tree is derived from its stock counterpart (conntls from stock,
+# conntls-module from module): a copy of the built tree, tls.c replaced (and the patch
+# applied, the client library in deps/ rebuilt), so make rebuilds a few objects and
+# relinks. Both sides build with conntls's include directory (only conntls.h is in it), so
+# their compiler flags match and the server's make does not start from clean.
 # Module builds get the same SOURCE_DATE_EPOCH and no git metadata, as a distribution's
 # build does: the build id a TLS module must match (src/mkreleasehdr.sh) is then made of the
 # version and that date alone. Every tree of one server comes from the same fetched source.
@@ -49,8 +50,8 @@ declare -A flavours=(
   [valkey-8.1.1]="stock conntls module conntls-module"
   [valkey-9.1]="stock conntls module conntls-module"
 )
-# Servers whose conntls trees are copies of their built stock trees (above).
-declare -A derived=([valkey-9.1]=1)
+# The dependency under deps/ a clients patch changes, rebuilt in a derived tree.
+declare -A clients_dep=([valkey-8.1.1]=hiredis [valkey-9.1]=libvalkey)
 # Debian's 7.0.15 tree builds only with the system's jemalloc, as debian/rules builds it:
 # its USE_SYSTEM_JEMALLOC patch tests `#if USE_SYSTEM_JEMALLOC == yes`, true when the
 # macro is undefined, so with the bundled jemalloc the objects call unprefixed names the
@@ -105,15 +106,11 @@ build() {
     *module) flags+=(BUILD_TLS=module) ;;
   esac
   [ -n "$sanitizer" ] && flags+=(SANITIZER="$sanitizer")
-  if [[ $flavour == conntls* ]] || [ -n "${derived[$s]:-}" ]; then
-    flags+=(OPENSSL_CFLAGS="-I$top/include")
-  fi
+  flags+=(OPENSSL_CFLAGS="-I$top/include")
+  # A conntls tree starts as a copy of its built stock counterpart.
+  local base=
   if [[ $flavour == conntls* ]]; then
     flags+=(LIBSSL_LIBS="-L$top/target/release -Wl,-rpath,$top/target/release -lconntls -lssl")
-  fi
-  # A derived tree starts as a copy of its built stock counterpart.
-  local base=
-  if [ -n "${derived[$s]:-}" ] && [[ $flavour == conntls* ]]; then
     case $flavour in conntls) base=$root/$s/stock ;; conntls-module) base=$root/$s/module ;; esac
     [ -f "$base/build.flags" ] || { echo "servers: $s $flavour is derived from ${base##*/}: build that first" >&2; exit 1; }
   fi
@@ -158,7 +155,7 @@ build() {
   if [ -n "$fresh" ]; then
     # A copied tree's deps are built: the patch's changes to them are rebuilt here.
     if [ -n "$base" ] && [ -n "$patch" ]; then
-      PATH="$no_git:$PATH" make -C "$dest/deps" libvalkey "${flags[@]}" >"$dest/deps.log" 2>&1 \
+      PATH="$no_git:$PATH" make -C "$dest/deps" "${clients_dep[$s]}" "${flags[@]}" >"$dest/deps.log" 2>&1 \
         || { tail -n 40 "$dest/deps.log" >&2; echo "servers: deps of $s $flavour failed" >&2; exit 1; }
     fi
     echo "$settings" > "$dest/build.flags"
