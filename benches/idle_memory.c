@@ -98,7 +98,7 @@ static SSL_CTX *bare_ctx(int server, int release) {
             SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
             SSL_CTX_sess_set_cache_size(ctx, 20480);
             SSL_CTX_set_timeout(ctx, 300);
-            CHECK(SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"kv", 2) == 1);
+            CHECK(SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"idle", 4) == 1);
         }
     } else {
         CHECK(SSL_CTX_load_verify_locations(ctx, path("ca.crt"), NULL) == 1);

@@ -16,7 +16,7 @@ ulimit -n $((count + 1024))
 port=21600
 for tree in "$stock" "$conntls"; do
   name=stock; [ "$tree" = "$conntls" ] && name=conntls
-  server=$(first "$tree"/src/{kv,valkey,redis}-server)
+  server=$(first "$tree"/src/{valkey,redis}-server)
   tls=$tree/tests/tls
   [ -f "$tls/ca.crt" ] || (cd "$tree" && ./utils/gen-test-certs.sh >/dev/null)
   for kind in plain tls; do

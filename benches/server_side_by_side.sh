@@ -12,10 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 stock=$1 conntls=$2 rounds=${3:-3} requests=${4:-20000}
 first() { for f in "$@"; do [ -e "$f" ] && { echo "$f"; return; }; done; echo "none of $*" >&2; exit 1; }
-bench=$(first "$stock"/src/{kv,valkey,redis}-benchmark)
+bench=$(first "$stock"/src/{valkey,redis}-benchmark)
 tls=$stock/tests/tls
 [ -f "$tls/ca.crt" ] || (cd "$stock" && ./utils/gen-test-certs.sh >/dev/null)
-cert=$(first "$tls"/{kv,valkey,redis}.crt)
+cert=$(first "$tls"/{valkey,redis}.crt)
 preload=
 if [ "${NODELAY:-}" = 1 ]; then
   mkdir -p target/bench-system
@@ -27,7 +27,7 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 declare -A port=([stock]=21803 [conntls]=21805) pid
 for name in stock conntls; do
   tree=$stock; [ $name = conntls ] && tree=$conntls
-  server=$(first "$tree"/src/{kv,valkey,redis}-server)
+  server=$(first "$tree"/src/{valkey,redis}-server)
   "$server" --port 0 --tls-port "${port[$name]}" --bind 127.0.0.1 --save "" --appendonly no --logfile /dev/null \
     --tls-cert-file "$cert" --tls-key-file "${cert%.crt}.key" --tls-ca-cert-file "$tls/ca.crt" ${SERVER_OPTIONS:-} &
   pids+=($!)

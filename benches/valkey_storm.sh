@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # A TLS connection storm (valkey #4308) against two builds of the same Valkey tree, side by
 # side in one run: stock and with contrib/valkey/tls.c, each without and with IO threads.
-# The trees are built by hand (contrib/valkey/README.md); this only runs their servers.
+# The trees are make servers's (contrib/valkey/README.md); this only runs their servers.
 # usage: benches/valkey_storm.sh STOCK_TREE GLUE_TREE [STORM [GIVE_UP_MS [PATIENT [SECONDS]]]]
-#   (from the repository; each tree has src/kv-server (or valkey-server) and tests/tls/
-#   from its ./utils/gen-test-certs.sh)
+#   (from the repository; each tree has src/valkey-server and tests/tls/ from its
+#   ./utils/gen-test-certs.sh)
 #   PERF=dir also records each server with `perf record -g` for the storm's duration, into
 #   dir/<n>.data (n: the run's number), and prints its samples by thread and library.
 set -euo pipefail
@@ -24,12 +24,12 @@ runs=("stock|$stock|--io-threads 1" "glue|$glue|--io-threads 1" "glue, tls-hands
       "stock|$stock|--io-threads 2" "glue|$glue|--io-threads 2")
 for run in "${runs[@]}"; do
   IFS='|' read -r name tree options <<<"$run"
-  server=$tree/src/kv-server; [ -x "$server" ] || server=$tree/src/valkey-server
-  # tls-handshake-threads is valkey-conntls.patch's (9.0); an unpatched 8.1 tree has none.
+  server=$tree/src/valkey-server
+  # tls-handshake-threads is valkey-9.1-conntls.patch's; an unpatched 8.1 tree has none.
   if [[ $options == *handshake* ]] && ! grep -q tls-handshake-threads "$server"; then continue; fi
   tls=$tree/tests/tls
   [ -f "$tls/ca.crt" ] || (cd "$tree" && ./utils/gen-test-certs.sh >/dev/null)
-  cert=$tls/kv.crt; [ -f "$cert" ] || cert=$tls/valkey.crt
+  cert=$tls/valkey.crt
   port=$((port + 2))
   : >"$counters"
   # shellcheck disable=SC2086 # options are words

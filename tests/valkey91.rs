@@ -67,8 +67,7 @@ fn certificate_users_as_on_stock() {
 
 /// A field of INFO's tls section.
 fn info_field(server: &ServerProcess, name: &str) -> String {
-    let info = cli(server, &["info", "tls"]);
-    info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap_or("").trim().to_string()
+    info_field_of(server, "tls", name)
 }
 
 /// The serial of a certificate file as INFO prints it (upper-case hex).
@@ -189,4 +188,87 @@ fn valkey_own_cluster_and_sentinel_suites_soak() {
         run_own_tests(build, &cluster[..1], &["--io-threads"]);
     }
     run_sentinel_tests(BUILDS[1]);
+}
+
+/// A replica of `primary`, as `host`, on the conntls tree with `options`; whether its link
+/// comes up within a bounded wait.
+fn replica_link_up(replica: &ServerProcess, host: &str, primary: &ServerProcess) -> bool {
+    assert_eq!(cli(replica, &["replicaof", host, &primary.port.to_string()]), "OK");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if info_field_of(replica, "replication", "master_link_status") == "up" {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// A field of an INFO section.
+fn info_field_of(server: &ServerProcess, section: &str, name: &str) -> String {
+    let info = cli(server, &["info", section]);
+    info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap_or("").trim().to_string()
+}
+
+/// What valkey-9.1-conntls.patch adds, on the conntls tree (stock has none of it):
+/// tls-verify-server-name checks a primary's certificate against the name or address the
+/// replica connects to (a primary whose certificate names only wrong.example is refused,
+/// with "hostname mismatch" logged, until the option is turned off); tls-groups limits the
+/// key exchange (a client offering only another group fails; a bad list is refused and
+/// changes nothing); tls-handshake-threads runs handshakes on the pool, and clients
+/// killed while their handshakes are in it and a BGSAVE child exists (so the server calls
+/// connShutdown before connClose) cost nothing else: the server serves on, no ASan report.
+#[test]
+fn the_patch_options_on_the_conntls_tree() {
+    let _serial = one_at_a_time();
+    let build = BUILDS[1];
+    let c = common::certs();
+    let file = |f: &str| c.join(f).to_string_lossy().into_owned();
+    let right = build.start_with(false, &[]);
+    let wrong = build.start_with(false, &["--tls-cert-file", &file("wrong-host.crt"), "--tls-key-file", &file("wrong-host.key")]);
+    let replica = build.start_with(false, &["--tls-replication", "yes", "--tls-verify-server-name", "yes"]);
+    assert!(replica_link_up(&replica, "localhost", &right), "{build}: replicaof localhost, a certificate naming localhost");
+    assert!(!replica_link_up(&replica, "localhost", &wrong), "{build}: a certificate for wrong.example was accepted");
+    assert!(replica.logs().contains("hostname mismatch"), "{build}:\n{}", replica.logs());
+    assert_eq!(cli(&replica, &["config", "set", "tls-verify-server-name", "no"]), "OK");
+    assert!(replica_link_up(&replica, "127.0.0.1", &wrong), "{build}: with tls-verify-server-name no");
+    for server in [right, wrong, replica] {
+        let logs = server.stop();
+        assert!(!logs.contains("AddressSanitizer"), "{build}:\n{logs}");
+    }
+
+    let server = build.start_with(false, &["--tls-handshake-threads", "2"]);
+    let offer = |group: &str| {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{}", server.port), "-groups", group, "-CAfile", &file("ca.crt")])
+            .args(["-cert", &file("client.crt"), "-key", &file("client.key")])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run openssl s_client");
+        // The key exchange's group, printed only when the handshake got that far.
+        String::from_utf8_lossy(&out.stdout).contains("Server Temp Key")
+    };
+    assert!(offer("X25519") && offer("P-256"), "{build}: default groups");
+    assert_eq!(cli(&server, &["config", "set", "tls-groups", "P-256"]), "OK");
+    assert!(offer("P-256") && !offer("X25519"), "{build}: tls-groups P-256");
+    let refused = cli(&server, &["config", "set", "tls-groups", "no-such-group"]);
+    assert!(refused.contains("ERR"), "{build}: a bad group list: {refused}");
+    assert_eq!(cli(&server, &["config", "get", "tls-groups"]), "tls-groups\nP-256");
+
+    // Handshakes held in the pool (TCP connected, no ClientHello), a BGSAVE child kept
+    // alive by rdb-key-save-delay, then every other client killed.
+    assert_eq!(cli(&server, &["debug", "populate", "1000"]), "OK");
+    assert_eq!(cli(&server, &["config", "set", "rdb-key-save-delay", "2000"]), "OK");
+    assert!(cli(&server, &["bgsave"]).contains("Background saving started"));
+    let stalled: Vec<std::net::TcpStream> = (0..20).map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect")).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(info_field_of(&server, "persistence", "rdb_bgsave_in_progress"), "1", "{build}: no BGSAVE child");
+    let killed = cli(&server, &["client", "kill", "type", "normal"]);
+    assert!(killed.parse::<u32>().is_ok_and(|n| n >= 20), "{build}: killed {killed}");
+    drop(stalled);
+    assert_eq!(cli(&server, &["config", "set", "rdb-key-save-delay", "0"]), "OK");
+    assert_eq!(cli(&server, &["ping"]), "PONG", "{build}: after the kills");
+    cli_and_benchmark(BUILDS[1], &server, 1 << 20);
+    let logs = server.stop();
+    assert!(!logs.contains("AddressSanitizer"), "{build}:\n{logs}");
 }
