@@ -363,8 +363,12 @@ static user *userFromSanUri(conn_tls *tls, sds *cert_username) {
 static user *tlsGetPeerUser(connection *conn_, sds *cert_username) {
     tls_connection *conn = (tls_connection *)conn_;
     if (!conn || !conn->tls || conn->c.state != CONN_STATE_CONNECTED) return NULL;
+    /* Valkey asks on every accepted connection: with tls-auth-clients-user off, nothing
+     * of the certificate is read (the presence check below encodes it). */
+    int field = server.tls_ctx_config.client_auth_user;
+    if (field != TLS_CLIENT_FIELD_CN && field != TLS_CLIENT_FIELD_URI) return NULL;
     if (conn_tls_peer_cert_pem(conn->tls, NULL, 0) <= 0) return NULL; /* no certificate */
-    switch (server.tls_ctx_config.client_auth_user) {
+    switch (field) {
     case TLS_CLIENT_FIELD_URI: {
         user *u = userFromSanUri(conn->tls, cert_username);
         if (!u) serverLog(LL_VERBOSE, "TLS: No matching user found in certificate SAN URI fields");
