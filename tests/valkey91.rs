@@ -65,11 +65,6 @@ fn certificate_users_as_on_stock() {
     }
 }
 
-/// A field of INFO's tls section.
-fn info_field(server: &ServerProcess, name: &str) -> String {
-    info_field_of(server, "tls", name)
-}
-
 /// The serial of a certificate file as INFO prints it (upper-case hex).
 fn serial_of(cert: &Path) -> String {
     let out = Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(cert).output().expect("run openssl");
@@ -119,7 +114,7 @@ fn automatic_reload_rotates_certificates_under_load() {
             false,
             &["--tls-cert-file", &path("server.crt"), "--tls-key-file", &path("server.key"), "--tls-ca-cert-file", &path("ca.crt"), "--tls-auto-reload-interval", "1"],
         );
-        assert_eq!(info_field(&server, "tls_server_cert_serial"), serial_of(&c.join("server.crt")), "{build}: INFO before");
+        assert_eq!(info_field_of(&server, "tls", "tls_server_cert_serial"), serial_of(&c.join("server.crt")), "{build}: INFO before");
         let session = dir.join("session.pem");
         s_client(&server, Some(&session), None);
         let bench = tls_tool(BUILDS[0], "benchmark", &server)
@@ -135,12 +130,12 @@ fn automatic_reload_rotates_certificates_under_load() {
         }
         let new_serial = serial_of(&c.join("server2.crt"));
         let start = Instant::now();
-        while info_field(&server, "tls_server_cert_serial") != new_serial && start.elapsed() < Duration::from_secs(60) {
+        while info_field_of(&server, "tls", "tls_server_cert_serial") != new_serial && start.elapsed() < Duration::from_secs(60) {
             std::thread::sleep(Duration::from_millis(200));
         }
         let bench = bench.wait_with_output().expect("valkey-benchmark");
         let text = format!("{}{}", String::from_utf8_lossy(&bench.stdout), String::from_utf8_lossy(&bench.stderr));
-        assert_eq!(info_field(&server, "tls_server_cert_serial"), new_serial, "{build}: INFO after the reload\n{}", server.logs());
+        assert_eq!(info_field_of(&server, "tls", "tls_server_cert_serial"), new_serial, "{build}: INFO after the reload\n{}", server.logs());
         let presented = Command::new("sh")
             .arg("-c")
             .arg(format!(
