@@ -35,6 +35,7 @@
 # servers' own objects only, so the bundled dependencies keep their own flags.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+source "$top/scripts/conntls-trees.sh"
 root=${ROOT:-$top/target/servers}
 sanitizer=${SANITIZER:-}
 
@@ -50,21 +51,11 @@ declare -A flavours=(
   [valkey-8.1.1]="stock conntls module conntls-module"
   [valkey-9.1]="stock conntls module conntls-module"
 )
-# The dependency under deps/ a clients patch changes, rebuilt in a derived tree.
-declare -A clients_dep=([valkey-8.1.1]=hiredis [valkey-9.1]=libvalkey)
 # Debian's 7.0.15 tree builds only with the system's jemalloc, as debian/rules builds it:
 # its USE_SYSTEM_JEMALLOC patch tests `#if USE_SYSTEM_JEMALLOC == yes`, true when the
 # macro is undefined, so with the bundled jemalloc the objects call unprefixed names the
 # bundled library does not have. (AddressSanitizer builds use libc's malloc.)
 declare -A server_flags=([redis-7.0.15]="USE_SYSTEM_JEMALLOC=yes")
-# A built-in conntls tree's patch, and the files it needs beside it ("from:to-directory",
-# from contrib/): Valkey 8.1's valkey-cli, valkey-benchmark and Sentinel on
-# contrib/hiredis's transport (the server alone needs tls.c only: the module trees show it).
-declare -A clients_patch=([valkey-8.1.1]=valkey/valkey-8.1-clients.patch [valkey-9.1]=valkey/valkey-9.1-conntls.patch)
-declare -A clients_files=(
-  [valkey-8.1.1]="hiredis/hiredis_conntls.c:deps/hiredis hiredis/hiredis_conntls.h:deps/hiredis common/conntls_client.h:deps/hiredis"
-  [valkey-9.1]="libvalkey/valkey_conntls.c:deps/libvalkey/src libvalkey/valkey_conntls.h:deps/libvalkey/include/valkey common/conntls_client.h:deps/libvalkey/src"
-)
 # What a distribution's build sets from its changelog; any fixed date does here.
 source_date_epoch=1735689600
 servers=("$@")
@@ -78,7 +69,7 @@ chmod +x "$no_git/git"
 
 # The upstream tree of one server, with Debian's patches where the .dsc came whole.
 source_tree() {
-  local s=$1 program=${1%%-*} version=${1#*-} src=$top/target/src/$1
+  local s=$1 version=${1#*-} src=$top/target/src/$1
   read -r name pkg_version tar_only <<<"${package[$s]}"
   if [ ! -f "$src/tree.ok" ]; then
     rm -rf "$src"
@@ -99,7 +90,7 @@ source_tree() {
 }
 
 build() {
-  local s=$1 flavour=$2 tree=$3 dest=$root/$1/$2 program=${1%%-*}
+  local s=$1 flavour=$2 tree=$3 dest=$root/$1/$2
   local flags=(${server_flags[$s]:-})
   case $flavour in
     stock|conntls) flags+=(BUILD_TLS=yes) ;;
@@ -116,11 +107,11 @@ build() {
   fi
   local files=() patch=
   if [[ $flavour == conntls* ]]; then
-    files=("$program/tls.c:src" common/conntls_glue.h:src)
+    files=($(conntls_files "$s"))
   fi
   if [ "$flavour" = conntls ] && [ -n "${clients_patch[$s]:-}" ]; then
     patch=$top/contrib/${clients_patch[$s]}
-    files+=(${clients_files[$s]})
+    files=($(conntls_files "$s" with-clients))
     flags+=(CONNTLS_CFLAGS="-I$top/include") # what pkg-config --cflags conntls gives when installed
   fi
   local settings="${flags[*]}"
