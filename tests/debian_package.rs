@@ -3,8 +3,10 @@
 //! libconntls-dev and libconntls0-dbgsym offline; lintian finds no error or warning; the
 //! packages install, a C program builds against them with pkg-config and runs; they are
 //! purged again. While they are installed, Debian 12's redis source package is rebuilt
-//! on conntls the way a distribution would (contrib/redis/debian-package.sh) and its
-//! redis-server, unpacked with dpkg -x, is run under the "bad length" trigger. Needs root and debhelper, lintian and dpkg-dev (`.ci/run` installs
+//! on conntls the way a distribution would (scripts/debian-package.sh) and its
+//! redis-server, unpacked with dpkg -x, is run under the "bad length" trigger; so is
+//! Debian unstable's valkey 9.1.x, whose own autopkgtests then run on the installed
+//! packages. Needs root and debhelper, lintian and dpkg-dev (`.ci/run` installs
 //! them); skipped, loudly, where they are missing.
 mod common;
 use common::*;
@@ -111,24 +113,20 @@ fn builds_installs_and_links() {
     );
     run_ok(Command::new(&exe).env("LD_LIBRARY_PATH", multiarch));
     debian_redis_on_the_packaged_conntls(&scratch, multiarch);
+    debian_valkey_on_the_packaged_conntls(&scratch, multiarch);
     drop(_installed);
     assert!(!installed.exists(), "the packages were not purged");
     std::fs::remove_dir_all(&scratch).ok();
 }
 
-/// Debian 12's redis (fetched by package name), with contrib/redis/debian-package.sh's
-/// patch and Build-Depends: libconntls-dev, built by dpkg-buildpackage against the
-/// installed libconntls-dev (the build dependencies are checked: no -d). Its redis-server
-/// links libconntls.so.0 and drops no connection under the trigger that makes Debian's
-/// own drop them all (tests/redis.rs).
-fn debian_redis_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
-    let src = scratch.join("redis-src");
-    run(Command::new(root().join("scripts/debian-source.sh")).args(["redis", "5:7.0.15-1~deb12u10"]).arg(&src));
-    let tree = src.join("redis-7.0.15");
-    run(Command::new(root().join("contrib/redis/debian-package.sh")).arg(&tree));
+/// dpkg-buildpackage of an unpacked server source package that scripts/debian-package.sh
+/// has turned to conntls, against the installed libconntls-dev (the build dependencies are
+/// checked: no -d), without its upstream test suite.
+fn build_on_the_packaged_conntls(tree: &Path, multiarch: &str) -> String {
+    run(Command::new(root().join("scripts/debian-package.sh")).arg(tree));
     let build = Command::new("dpkg-buildpackage")
         .args(["-us", "-uc", "-b"])
-        .current_dir(&tree)
+        .current_dir(tree)
         .env("DEB_BUILD_OPTIONS", "nocheck parallel=2")
         .env("DEB_BUILD_PROFILES", "nocheck")
         // The packaged conntls.pc, not one a `make install` may have left in /usr/local.
@@ -139,25 +137,64 @@ fn debian_redis_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
         .output()
         .expect("run dpkg-buildpackage");
     let log = String::from_utf8_lossy(&build.stdout).into_owned() + &String::from_utf8_lossy(&build.stderr);
-    assert!(build.status.success(), "dpkg-buildpackage of redis on conntls failed:\n{log}");
-    // redis-server is a link to redis-check-rdb, which redis-tools carries.
-    let unpacked = scratch.join("redis-debs");
-    for package in ["redis-server", "redis-tools"] {
-        let deb = src.join(format!("{package}_7.0.15-1~deb12u10+conntls1_amd64.deb"));
-        assert!(deb.exists(), "{} was not built:\n{log}", deb.display());
-        run(Command::new("dpkg").arg("-x").arg(&deb).arg(&unpacked));
-    }
-    let server = unpacked.join("usr/bin/redis-server");
-    let dynamic = run(Command::new("readelf").arg("-d").arg(&server));
-    assert!(dynamic.contains("[libconntls.so.0]"), "the packaged redis-server does not link libconntls:\n{dynamic}");
-    let linked = run(Command::new("ldd").arg(&server).env_remove("LD_LIBRARY_PATH"));
+    assert!(build.status.success(), "dpkg-buildpackage of {} on conntls failed:\n{log}", tree.display());
+    log
+}
+
+/// The .deb files a package build left beside its tree, by binary package name.
+fn built_deb(tree: &Path, package: &str, log: &str) -> std::path::PathBuf {
+    let version = run(Command::new("dpkg-parsechangelog").args(["-S", "Version"]).current_dir(tree));
+    let version = version.trim();
+    let version = version.split_once(':').map_or(version, |(_, v)| v);
+    let deb = tree.parent().unwrap().join(format!("{package}_{version}_amd64.deb"));
+    assert!(deb.exists(), "{} was not built:\n{log}", deb.display());
+    deb
+}
+
+/// A packaged server binary needs libconntls.so.0 and loads the packaged one.
+fn assert_links_the_packaged_conntls(server: &Path, multiarch: &str) {
+    let dynamic = run(Command::new("readelf").arg("-d").arg(server));
+    assert!(dynamic.contains("[libconntls.so.0]"), "{} does not link libconntls:\n{dynamic}", server.display());
+    let linked = run(Command::new("ldd").arg(server).env_remove("LD_LIBRARY_PATH"));
     // The packaged library (/lib is /usr/lib on Debian 12).
     let resolved = linked.lines().find_map(|l| l.trim().strip_prefix("libconntls.so.0 => ")).and_then(|l| l.split_whitespace().next());
     let canonical = |p: &str| std::fs::canonicalize(p).ok();
     assert!(
         resolved.is_some_and(|p| canonical(p) == canonical(&format!("{multiarch}/libconntls.so.0"))),
-        "the packaged redis-server does not load the packaged libconntls:\n{linked}"
+        "{} does not load the packaged libconntls:\n{linked}",
+        server.display()
     );
+}
+
+/// A packaged server on conntls under the "bad length" trigger: alive, no connection
+/// dropped, no write error logged (neither OpenSSL's nor Valkey's own retry check). Returns
+/// what the trigger's peer printed.
+fn holds_the_bad_length_trigger(server: &Path) -> String {
+    let port = free_port();
+    let mut process = ServerProcess::start(server, port, &tls_server_args(port), true);
+    let (code, out) = run_peer(port, &BAD_LENGTH_TRIGGER);
+    assert!(process.alive(), "the packaged {} died:\n{}", server.display(), process.logs());
+    let logs = process.stop();
+    assert_eq!(code, 0, "the packaged {} on conntls dropped a connection:\n{out}\n{logs}", server.display());
+    assert!(!logs.contains("bad length") && !logs.contains("cannot satisfy"), "{logs}");
+    out
+}
+
+/// Debian 12's redis (fetched by package name), rebuilt on the packaged conntls. Its
+/// redis-server drops no connection under the trigger that makes Debian's own drop them
+/// all (tests/redis.rs).
+fn debian_redis_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
+    let src = scratch.join("redis-src");
+    run(Command::new(root().join("scripts/debian-source.sh")).args(["redis", "5:7.0.15-1~deb12u10"]).arg(&src));
+    let tree = src.join("redis-7.0.15");
+    let log = build_on_the_packaged_conntls(&tree, multiarch);
+    // redis-server is a link to redis-check-rdb, which redis-tools carries.
+    let unpacked = scratch.join("redis-debs");
+    for package in ["redis-server", "redis-tools"] {
+        run(Command::new("dpkg").arg("-x").arg(built_deb(&tree, package, &log)).arg(&unpacked));
+    }
+    let server = unpacked.join("usr/bin/redis-server");
+    assert_links_the_packaged_conntls(&server, multiarch);
 
     // Debian's own build of the same source (the redis-server package .ci/run installs)
     // under the same trigger: it drops connections, so the trigger still bites.
@@ -167,12 +204,91 @@ fn debian_redis_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
     let logs = stock.stop();
     assert!(code == 1 && logs.contains("SSL routines::bad length"), "Debian's redis-server held under the trigger:\n{out}\n{logs}");
 
-    let port = free_port();
-    let mut redis = ServerProcess::start(&server, port, &tls_server_args(port), true);
-    let (code, out) = run_peer(port, &BAD_LENGTH_TRIGGER);
-    assert!(redis.alive(), "the packaged redis-server died:\n{}", redis.logs());
-    let logs = redis.stop();
-    assert_eq!(code, 0, "the packaged redis-server on conntls dropped a connection:\n{out}\n{logs}");
-    assert!(!logs.contains("bad length"), "{logs}");
+    let out = holds_the_bad_length_trigger(&server);
     println!("Debian 12 redis 7.0.15-1~deb12u10+conntls1 links {multiarch}/libconntls.so.0; trigger: {}", out.replace('\n', "; "));
+}
+
+/// Stops the packaged valkey-server and purges the Valkey packages when the test ends,
+/// whichever way; the system user their postinst created goes too when it was not there
+/// before.
+struct ValkeyInstalled {
+    user_was_there: bool,
+}
+
+impl Drop for ValkeyInstalled {
+    fn drop(&mut self) {
+        // The init script stops the daemon it started, by its pid file.
+        let _ = Command::new("service").args(["valkey-server", "stop"]).output();
+        let _ = Command::new("dpkg").args(["--purge", "valkey-server", "valkey-tools"]).output();
+        if !self.user_was_there {
+            let _ = Command::new("userdel").arg("valkey").output();
+        }
+    }
+}
+
+/// Debian unstable's newest valkey 9.1.x (fetched by package name; 9.1.2-1 today), rebuilt
+/// on the packaged conntls. Its valkey-server holds the "bad length" trigger (stock 9.1.2
+/// holds it too: Valkey fixed it in #1737 and #4307; tests/valkey.rs records that), and the
+/// package's own autopkgtests (debian/tests: valkey-cli, benchmark, check-aof, check-rdb,
+/// cjson; all needs-root, they restart the installed valkey-server) pass on the installed
+/// packages, which are purged again.
+fn debian_valkey_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
+    let src = scratch.join("valkey-src");
+    let fetched = run(Command::new(root().join("scripts/debian-source.sh")).args(["valkey", "9.1.x"]).arg(&src));
+    let tree = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with("valkey-9.1."))
+        .unwrap_or_else(|| panic!("no valkey-9.1.* tree in {}:\n{fetched}", src.display()));
+    // The backport to Debian 12 that any rebuild of unstable's package there needs,
+    // conntls or not: bookworm's systemd-sysusers (252) refuses the `u!` (locked account)
+    // of debian/valkey-tools.sysusers, added in systemd 254, and the postinst fails.
+    let sysusers = tree.join("debian/valkey-tools.sysusers");
+    let users = std::fs::read_to_string(&sysusers).unwrap();
+    std::fs::write(&sysusers, users.replace("u! valkey ", "u valkey ")).unwrap();
+    let log = build_on_the_packaged_conntls(&tree, multiarch);
+    let debs: Vec<_> = ["valkey-tools", "valkey-server"].iter().map(|p| built_deb(&tree, p, &log)).collect();
+    let unpacked = scratch.join("valkey-debs");
+    for deb in &debs {
+        run(Command::new("dpkg").arg("-x").arg(deb).arg(&unpacked));
+    }
+    let server = unpacked.join("usr/bin/valkey-server");
+    assert_links_the_packaged_conntls(&server, multiarch);
+    assert_links_the_packaged_conntls(&unpacked.join("usr/bin/valkey-cli"), multiarch);
+
+    let out = holds_the_bad_length_trigger(&server);
+
+    // The package's own autopkgtests, as autopkgtest runs them: each script from the
+    // source tree, as root, against the installed packages.
+    let user_was_there = Command::new("getent").args(["passwd", "valkey"]).output().is_ok_and(|o| o.status.success());
+    let _installed = ValkeyInstalled { user_was_there };
+    run(Command::new("dpkg").arg("-i").args(&debs));
+    let control = std::fs::read_to_string(tree.join("debian/tests/control")).unwrap();
+    let tests: Vec<&str> = control.lines().filter_map(|l| l.strip_prefix("Tests:")).flat_map(|t| t.split([',', ' '])).filter(|t| !t.is_empty()).collect();
+    assert_eq!(tests.len(), 5, "debian/tests/control changed: {tests:?}");
+    let mut passed = Vec::new();
+    for test in &tests {
+        let tmp = scratch.join(format!("autopkgtest-{test}"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let out = Command::new("sh")
+            .arg(tree.join("debian/tests").join(test))
+            .current_dir(&tree)
+            .env("AUTOPKGTEST_TMP", &tmp)
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "autopkgtest {test} failed on valkey on conntls:\n{text}");
+        passed.push(*test);
+    }
+    let installed_server = run(Command::new("readelf").args(["-d", "/usr/bin/valkey-server"]));
+    assert!(installed_server.contains("[libconntls.so.0]"), "{installed_server}");
+    drop(_installed);
+    assert!(!Path::new("/usr/bin/valkey-server").exists(), "the valkey packages were not purged");
+    println!(
+        "Debian valkey {}+conntls1 links {multiarch}/libconntls.so.0; trigger: {}; autopkgtests passed: {}",
+        tree.file_name().unwrap().to_string_lossy(),
+        out.replace('\n', "; "),
+        passed.join(" ")
+    );
 }
