@@ -245,7 +245,7 @@ fn valgrind_clean() {
 /// made.
 #[test]
 fn black_hole_fails_fast_on_conntls_and_waits_on_the_stock_tls() {
-    use common::netns::{ip, Namespaces};
+    use common::netns::{ip, Ended, Namespaces};
     use std::io::{BufRead, BufReader, Write};
     use std::process::Stdio;
     use std::time::{Duration, Instant};
@@ -327,15 +327,4 @@ fn black_hole_fails_fast_on_conntls_and_waits_on_the_stock_tls() {
     drop(clients);
     drop(_server);
     drop(ns);
-}
-
-/// A process this test started, killed (by its PID) and reaped when dropped, even when the
-/// test fails.
-struct Ended(std::process::Child);
-
-impl Drop for Ended {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

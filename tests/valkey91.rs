@@ -210,9 +210,12 @@ fn info_field_of(server: &ServerProcess, section: &str, name: &str) -> String {
 /// replica connects to (a primary whose certificate names only wrong.example is refused,
 /// with "hostname mismatch" logged, until the option is turned off); tls-groups limits the
 /// key exchange (a client offering only another group fails; a bad list is refused and
-/// changes nothing); tls-handshake-threads runs handshakes on the pool, and clients
-/// killed while their handshakes are in it and a BGSAVE child exists (so the server calls
-/// connShutdown before connClose) cost nothing else: the server serves on, no ASan report.
+/// changes nothing), and so do valkey-cli's and valkey-benchmark's --tls-groups;
+/// tls-handshake-threads runs handshakes on the pool: the replica's outgoing link (through
+/// it, accepted and refused alike), and clients killed while their handshakes are in it
+/// and a BGSAVE child exists (so the server calls connShutdown before connClose) cost
+/// nothing else: the server serves on, no ASan report. tls-tcp-user-timeout takes
+/// milliseconds and refuses a negative value (its effect: the black-hole test below).
 #[test]
 fn the_patch_options_on_the_conntls_tree() {
     let _serial = one_at_a_time();
@@ -221,7 +224,7 @@ fn the_patch_options_on_the_conntls_tree() {
     let file = |f: &str| c.join(f).to_string_lossy().into_owned();
     let right = build.start_with(false, &[]);
     let wrong = build.start_with(false, &["--tls-cert-file", &file("wrong-host.crt"), "--tls-key-file", &file("wrong-host.key")]);
-    let replica = build.start_with(false, &["--tls-replication", "yes", "--tls-verify-server-name", "yes"]);
+    let replica = build.start_with(false, &["--tls-replication", "yes", "--tls-verify-server-name", "yes", "--tls-handshake-threads", "2"]);
     assert!(replica_link_up(&replica, "localhost", &right), "{build}: replicaof localhost, a certificate naming localhost");
     assert!(!replica_link_up(&replica, "localhost", &wrong), "{build}: a certificate for wrong.example was accepted");
     assert!(replica.logs().contains("hostname mismatch"), "{build}:\n{}", replica.logs());
@@ -249,6 +252,29 @@ fn the_patch_options_on_the_conntls_tree() {
     let refused = cli(&server, &["config", "set", "tls-groups", "no-such-group"]);
     assert!(refused.contains("ERR"), "{build}: a bad group list: {refused}");
     assert_eq!(cli(&server, &["config", "get", "tls-groups"]), "tls-groups\nP-256");
+    // The clients' --tls-groups (conntls's transport; OpenSSL's with --insecure). The
+    // benchmark only where it works: it retries a failed connection without end.
+    for (tool, args) in [("cli", &["ping"][..]), ("benchmark", &["-n", "100", "-c", "2", "-t", "ping", "-q"][..])] {
+        for (groups, insecure, works) in [("P-256", false, true), ("X25519", false, false), ("X25519", true, false), ("P-256", true, true)] {
+            if tool == "benchmark" && !works {
+                continue;
+            }
+            let mut cmd = tls_tool(build, tool, &server);
+            cmd.args(["--tls-groups", groups]).args(insecure.then_some("--insecure")).args(args);
+            let out = cmd.output().expect("run the tool");
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let worked = out.status.success() && (text.contains("PONG") || text.contains("requests per second"));
+            assert_eq!(worked, works, "{build}: {tool} --tls-groups {groups} (insecure: {insecure}) against tls-groups P-256:\n{text}");
+        }
+    }
+    let refused = tls_tool(build, "cli", &server).args(["--tls-groups", "no-such-group", "ping"]).output().expect("run valkey-cli");
+    let text = String::from_utf8_lossy(&refused.stderr).into_owned() + &String::from_utf8_lossy(&refused.stdout);
+    assert!(text.contains("groups"), "{build}: valkey-cli --tls-groups no-such-group: {text}");
+    assert_eq!(cli(&server, &["config", "set", "tls-tcp-user-timeout", "4000"]), "OK");
+    assert_eq!(cli(&server, &["config", "get", "tls-tcp-user-timeout"]), "tls-tcp-user-timeout\n4000");
+    let refused = cli(&server, &["config", "set", "tls-tcp-user-timeout", "-1"]);
+    assert!(refused.contains("ERR"), "{build}: tls-tcp-user-timeout -1: {refused}");
+    assert_eq!(cli(&server, &["config", "get", "tls-tcp-user-timeout"]), "tls-tcp-user-timeout\n4000");
 
     // Handshakes held in the pool (TCP connected, no ClientHello), a BGSAVE child kept
     // alive by rdb-key-save-delay, then every other client killed.
@@ -266,4 +292,95 @@ fn the_patch_options_on_the_conntls_tree() {
     cli_and_benchmark(BUILDS[1], &server, 1 << 20);
     let logs = server.stop();
     assert!(!logs.contains("AddressSanitizer"), "{build}:\n{logs}");
+}
+
+/// tls-tcp-user-timeout against a client that vanished (the dead-peer case): the server in
+/// one network namespace, a subscribed client (the stock tree's valkey-cli) in another;
+/// the client's link goes down (no RST), then messages are published to it. The conntls
+/// server with tls-tcp-user-timeout 2000 drops the client once its unacknowledged data is
+/// 2 s old; stock, which has no such option, still lists it 20 s later (TCP retransmits
+/// for about 15 minutes). Needs root: `make test` skips it, saying so, where namespaces
+/// cannot be made.
+#[test]
+fn black_hole_client_dropped_after_tls_tcp_user_timeout() {
+    use common::netns::{ip, Ended, Namespaces};
+    let _serial = one_at_a_time();
+    let (plain, tls) = (6379u16, 6380u16);
+    let mut dropped_after = Duration::ZERO;
+    for (build, options) in [(BUILDS[1], &["--tls-tcp-user-timeout", "2000"][..]), (BUILDS[0], &[][..])] {
+        let ns = Namespaces::create().expect("create network namespaces");
+        let (_, cdev) = ns.devices();
+        let dir = common::scratch_dir();
+        let mut args = tls_server_args(tls);
+        args.extend(["--bind", Namespaces::SERVER_ADDR, "127.0.0.1", "--protected-mode", "no", "--port", &plain.to_string()].map(String::from));
+        args.extend(["--logfile".to_string(), dir.join("server.log").to_string_lossy().into_owned()]);
+        args.extend(options.iter().map(|s| s.to_string()));
+        let server = Ended(
+            Command::new("ip")
+                .args(["netns", "exec", &ns.server])
+                .arg(build.binary("server"))
+                .args(&args)
+                .current_dir(&dir)
+                .env("ASAN_OPTIONS", "detect_leaks=0")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join("server.err")).expect("stderr file"))
+                .spawn()
+                .expect("start the server in the namespace"),
+        );
+        // The server's plain port, from inside its namespace.
+        let admin = |args: &[&str]| -> String {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &ns.server])
+                .arg(BUILDS[0].binary("cli"))
+                .args(["-h", "127.0.0.1", "-p", &plain.to_string()])
+                .args(args)
+                .env("ASAN_OPTIONS", "detect_leaks=0")
+                .output()
+                .expect("run valkey-cli in the namespace");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let up = (0..600).any(|_| admin(&["ping"]) == "PONG" || (std::thread::sleep(Duration::from_millis(50)), false).1);
+        assert!(up, "{build}: the server did not come up in the namespace");
+        let _subscriber = Ended(
+            Command::new("ip")
+                .args(["netns", "exec", &ns.client])
+                .arg(BUILDS[0].binary("cli"))
+                .args(tls_client_args(Namespaces::SERVER_ADDR, tls))
+                .args(["subscribe", "news"])
+                .env("ASAN_OPTIONS", "detect_leaks=0")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the subscriber"),
+        );
+        let listed = || admin(&["client", "list"]).lines().any(|l| l.contains(&format!("addr={}:", Namespaces::CLIENT_ADDR)));
+        let subscribed = (0..600).any(|_| admin(&["pubsub", "numsub", "news"]).ends_with("\n1") || (std::thread::sleep(Duration::from_millis(50)), false).1);
+        assert!(subscribed && listed(), "{build}: the subscriber did not subscribe");
+        ip(&["-n", &ns.client, "link", "set", &cdev, "down"]).expect("make the black hole");
+        let payload = "x".repeat(1000);
+        for _ in 0..5 {
+            admin(&["publish", "news", &payload]);
+        }
+        let hole = Instant::now();
+        if build.flavour == "conntls" {
+            while listed() && hole.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            dropped_after = hole.elapsed();
+            println!("{build} with tls-tcp-user-timeout 2000: the vanished client dropped after {dropped_after:?}");
+            assert!(!listed(), "{build}: the vanished client is still listed 60 s later");
+        } else {
+            let wait = Duration::from_secs(20).max(dropped_after * 3);
+            std::thread::sleep(wait.saturating_sub(hole.elapsed()));
+            let still = listed();
+            println!("{build} (no such option): the vanished client still listed {wait:?} later: {still}");
+            assert!(still, "{build} dropped the vanished client within {wait:?}: the comparison shows nothing");
+        }
+        drop(server);
+        let err = std::fs::read_to_string(dir.join("server.err")).unwrap_or_default();
+        assert!(!err.contains("AddressSanitizer"), "{build}:\n{err}");
+        drop(ns);
+    }
 }

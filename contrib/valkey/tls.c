@@ -8,7 +8,7 @@
  *   tls-auto-reload-interval through src/tls.h, libvalkey in deps/.
  * Nothing else in the tree changes: built in (BUILD_TLS=yes) or as the TLS module an
  * unmodified server loads (BUILD_TLS=module). valkey-9.1-conntls.patch adds options stock
- * lacks (it defines CONNTLS_TLS_OPTIONS in server.h). Compiles in place of src/tls.c; link
+ * lacks (declared in its src/conntls_options.h). Compiles in place of src/tls.c; link
  * with `pkg-config --cflags --libs conntls`. See README.md beside it.
  *
  * The event-loop logic stays here; every OpenSSL call is inside libconntls:
@@ -43,6 +43,9 @@
 
 #include <conntls.h>
 #include <stdatomic.h>
+#if defined(__has_include) && __has_include("conntls_options.h")
+#include "conntls_options.h" /* valkey-9.1-conntls.patch's options; defines CONNTLS_TLS_OPTIONS */
+#endif
 #if VALKEY_91
 #include "tls.h"
 
@@ -77,11 +80,16 @@ static void notePendingRead(struct tls_connection *conn);
 /* Valkey's own tls-* settings beside the common ones (valkey-9.1-conntls.patch's). */
 static conn_tls_config *configFor(serverTLSContextConfig *c, int auth) {
 #ifdef CONNTLS_TLS_OPTIONS
+    char user_timeout[32];
+    snprintf(user_timeout, sizeof user_timeout, "%d", conntls_tls_tcp_user_timeout);
     const char *extra[][2] = {
-        {"groups", c->groups},
-        {"verify-server-name", c->verify_server_name ? "yes" : "no"},
+        {"groups", conntls_tls_groups},
+        {"verify-server-name", conntls_tls_verify_server_name ? "yes" : "no"},
+        {"tcp-user-timeout", user_timeout}, /* last: left out when 0 */
     };
-    return configWith(c, auth, extra, 2);
+    /* tls-tcp-user-timeout 0 leaves conntls's defaults: accepted connections untouched,
+     * outgoing links 30 s (with keepalive). */
+    return configWith(c, auth, extra, conntls_tls_tcp_user_timeout ? 3 : 2);
 #else
     /* Stock checks the chain of the peers it connects to, not their names. */
     const char *extra[][2] = {{"verify-server-name", "no"}};
@@ -398,6 +406,10 @@ static user *tlsGetPeerUser(connection *conn_, sds *cert_username) {
 }
 #endif
 
+static conn_tls_pool *handshakePool(void);
+static int submitToPool(tls_connection *conn);
+static int connectDone(tls_connection *conn);
+
 static void tlsHandleEvent(tls_connection *conn, int mask) {
     switch (conn->c.state) {
     case CONN_STATE_CONNECTING: {
@@ -408,8 +420,12 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
         } else {
             /* The socket is connected: now the TLS client. The chain is verified; a host
              * name is sent as SNI; with tls-verify-server-name the peer's name (host name
-             * or address) is checked too. */
-            if (!conn->tls) startClient(conn);
+             * or address) is checked too. With tls-handshake-threads the handshake runs on
+             * the pool (a replica's or cluster node's reconnects then cost the main thread
+             * no key exchange or signature); when the pool is full, here. */
+            int fresh = !conn->tls;
+            if (fresh) startClient(conn);
+            if (fresh && conn->tls && inMainThread() && handshakePool() && submitToPool(conn) == CONN_TLS_OK) return;
             int step = conn->tls ? handshakeStep(conn) : -1;
             if (step == 1) {
                 conn->c.state = CONN_STATE_CONNECTED;
@@ -420,8 +436,7 @@ static void tlsHandleEvent(tls_connection *conn, int mask) {
                 conn->c.state = CONN_STATE_ERROR;
             }
         }
-        if (!callHandler((connection *)conn, conn->c.conn_handler)) return;
-        conn->c.conn_handler = NULL;
+        if (!connectDone(conn)) return;
         break;
     }
     case CONN_STATE_ACCEPTING:
@@ -508,7 +523,8 @@ static void connTLSClose(connection *conn_) {
     closeWhenFlushed(conn);
 }
 
-/* tls-handshake-threads: accepted handshakes run on conntls's pool, off the main thread.
+/* tls-handshake-threads: handshakes run on conntls's pool, off the main thread: accepted
+ * ones, and the outgoing links' (replication, cluster bus) once their TCP connect is done.
  * With tcp-backlog handshakes inside, the client listeners stop accepting until half of
  * them are collected: the rest of a storm waits in the kernel's backlog (where clients
  * that give up cost nothing), not in server memory, and is not refused into a reconnect
@@ -516,7 +532,7 @@ static void connTLSClose(connection *conn_) {
  * not done in TLS_POOL_TIMEOUT_MS fails, so a stalled client cannot hold a slot. */
 #define TLS_POOL_TIMEOUT_MS 10000
 #ifdef CONNTLS_TLS_OPTIONS
-#define TLS_HANDSHAKE_THREADS server.tls_handshake_threads /* valkey-9.1-conntls.patch's option */
+#define TLS_HANDSHAKE_THREADS conntls_tls_handshake_threads /* valkey-9.1-conntls.patch's option */
 #else
 #define TLS_HANDSHAKE_THREADS 0 /* unpatched: no tls-handshake-threads */
 #endif
@@ -571,19 +587,29 @@ static void poolCollect(struct aeEventLoop *el, int fd, void *clientData, int ma
             finishClose(conn);
             continue;
         }
-        if (status == CONN_TLS_OK) {
-            conn->flags |= TLS_CONN_FLAG_ACCEPT_SUCCESS;
-        } else {
-            updateTLSError(conn, conn_tls_last_error(tls));
-            conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
+        if (status != CONN_TLS_OK) updateTLSError(conn, conn_tls_last_error(tls));
+        if (conn->c.state == CONN_STATE_CONNECTING) {
+            /* An outgoing link: its connect handler, then the events it asked for. */
+            conn->c.state = status == CONN_TLS_OK ? CONN_STATE_CONNECTED : CONN_STATE_ERROR;
+            if (connectDone(conn)) updateSSLEvent(conn);
+            continue;
         }
+        conn->flags |= status == CONN_TLS_OK ? TLS_CONN_FLAG_ACCEPT_SUCCESS : TLS_CONN_FLAG_ACCEPT_ERROR;
         /* The accept handler, then the events the client asked for meanwhile. */
         updateSSLState((connection *)conn);
     }
     resumeAcceptingIfRoom();
 }
 
-/* The pool, started on the first accept with tls-handshake-threads set; NULL without. */
+/* An outgoing link's handshake ended (state CONNECTED or ERROR): its connect handler, once.
+ * 0 when the handler closed the connection. */
+static int connectDone(tls_connection *conn) {
+    if (!callHandler((connection *)conn, conn->c.conn_handler)) return 0;
+    conn->c.conn_handler = NULL;
+    return 1;
+}
+
+/* The pool, started on the first handshake with tls-handshake-threads set; NULL without. */
 static conn_tls_pool *handshakePool(void) {
     if (pool || pool_failed || TLS_HANDSHAKE_THREADS <= 0) return pool;
     pool = conn_tls_pool_new((unsigned)TLS_HANDSHAKE_THREADS, 2 * (unsigned)server.tcp_backlog, TLS_POOL_TIMEOUT_MS);
@@ -603,20 +629,18 @@ static conn_tls_pool *handshakePool(void) {
     return pool;
 }
 
-/* Main thread: the first handshake step goes to the pool; C_ERR when the pool is full. */
+/* Main thread: the handshake goes to the pool. Returns conntls's status: CONN_TLS_BUSY when
+ * the pool is full (nothing taken). */
 static int submitToPool(tls_connection *conn) {
     int r = conn_tls_pool_submit(pool, conn->tls, conn);
     if (r == CONN_TLS_OK) {
-        /* The pool waits on the fd now; the client's read handler (set before the accept)
-         * is watched again once the handshake is collected. */
+        /* The pool waits on the fd now; the handlers set meanwhile (an accepted client's
+         * read handler, set before the accept) are watched again once it is collected. */
         aeDeleteFileEvent(server.el, conn->c.fd, AE_READABLE | AE_WRITABLE);
         conn->flags |= TLS_CONN_FLAG_IN_POOL;
         pool_inside++;
-        return C_OK;
     }
-    updateTLSError(conn, r == CONN_TLS_BUSY ? "too many TLS handshakes in flight" : conn_tls_thread_last_error());
-    conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
-    return C_ERR;
+    return r;
 }
 
 static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handler) {
@@ -633,7 +657,10 @@ static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handle
         return C_OK;
     }
     if (handshakePool()) {
-        if (submitToPool(conn) == C_OK) return C_OK;
+        int r = submitToPool(conn);
+        if (r == CONN_TLS_OK) return C_OK;
+        updateTLSError(conn, r == CONN_TLS_BUSY ? "too many TLS handshakes in flight" : conn_tls_thread_last_error());
+        conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
         return TLSHandleAcceptResult(conn, call_handler_on_error);
     }
     if (trySendAcceptToIOThreads(_conn) == C_OK) return C_OK;

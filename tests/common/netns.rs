@@ -1,5 +1,5 @@
 //! Two network namespaces joined by a veth pair, for the black-hole tests (tests/liveness.rs,
-//! tests/clients.rs): made by the test and always removed.
+//! tests/clients.rs, tests/valkey91.rs): made by the test and always removed.
 use std::process::Command;
 
 /// Two namespaces joined by a veth pair; both removed on drop, even when the test fails.
@@ -50,3 +50,14 @@ impl Drop for Namespaces {
     }
 }
 
+
+/// A process a test started (in a namespace, where ServerProcess does not fit), killed by
+/// its PID and reaped when dropped, even when the test fails.
+pub struct Ended(pub std::process::Child);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

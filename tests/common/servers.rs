@@ -404,17 +404,20 @@ pub fn tls_tool(build: Build, tool: &str, server: &ServerProcess) -> Command {
 /// A redis-cli-style `program` (-h, -p, --tls, --cacert...) for the loopback TLS `port`,
 /// with the test client certificate.
 pub fn tls_command(program: &Path, port: u16) -> Command {
-    let c = certs();
     let mut cmd = Command::new(program);
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "--tls"])
-        .arg("--cacert")
-        .arg(c.join("ca.crt"))
-        .arg("--cert")
-        .arg(c.join("client.crt"))
-        .arg("--key")
-        .arg(c.join("client.key"))
-        .env("ASAN_OPTIONS", "detect_leaks=0");
+    cmd.args(tls_client_args("127.0.0.1", port)).env("ASAN_OPTIONS", "detect_leaks=0");
     cmd
+}
+
+/// A redis-cli-style program's arguments for TLS to `host`:`port` with the test client
+/// certificate.
+pub fn tls_client_args(host: &str, port: u16) -> Vec<std::ffi::OsString> {
+    let c = certs();
+    let mut args: Vec<std::ffi::OsString> = ["-h", host, "-p", &port.to_string(), "--tls"].map(Into::into).to_vec();
+    for (option, file) in [("--cacert", "ca.crt"), ("--cert", "client.crt"), ("--key", "client.key")] {
+        args.extend([option.into(), c.join(file).into_os_string()]);
+    }
+    args
 }
 
 /// `cli` (a tree's redis-cli or valkey-cli, TLS on hiredis and OpenSSL) against `server`:
