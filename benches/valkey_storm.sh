@@ -20,7 +20,12 @@ trap 'rm -f "$counters"' EXIT
 ulimit -n $((storm + patient + 1024))
 port=21500
 # name, tree, server options
+# max-new-tls-connections-per-cycle (default 1) is stock's own answer to storms: an
+# operator raises it so that a backlog of new clients is accepted sooner.
 runs=("stock|$stock|--io-threads 1" "glue|$glue|--io-threads 1" "glue, tls-handshake-threads 1|$glue|--io-threads 1 --tls-handshake-threads 1"
+      "stock|$stock|--io-threads 1 --max-new-tls-connections-per-cycle 10"
+      "stock|$stock|--io-threads 1 --max-new-tls-connections-per-cycle 100"
+      "glue, tls-handshake-threads 1|$glue|--io-threads 1 --tls-handshake-threads 1 --max-new-tls-connections-per-cycle 100"
       "stock|$stock|--io-threads 2" "glue|$glue|--io-threads 2")
 for run in "${runs[@]}"; do
   IFS='|' read -r name tree options <<<"$run"
