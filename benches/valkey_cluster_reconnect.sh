@@ -7,13 +7,16 @@
 # every peer every 200 ms (DEBUG CLUSTERLINK KILL to), so its cron reconnects to all of
 # them, while one client sends PINGs to node 0's plain port one at a time
 # (redis-benchmark -c 1): their latency is the main thread's. The same client runs first
-# without the drops (the baseline).
+# without the drops (the baseline). Then the drops alone, without the client: "main-thread
+# CPU per reconnect" is node 0's main thread's user + system time over that phase
+# (/proc/PID/task/PID/stat), less what it spends idle in as long (measured before), over
+# the reconnects.
 # usage: benches/valkey_cluster_reconnect.sh STOCK_TREE GLUE_TREE [NODES [SECONDS]]
 #   (release trees: contrib/valkey/README.md; each tree's tests/tls comes from its
-#   ./utils/gen-test-certs.sh). Prints one table row per build and phase.
+#   ./utils/gen-test-certs.sh). Prints one table row per build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stock=$1 glue=$2 nodes=${3:-16} seconds=${4:-10}
+stock=$(cd "$1" && pwd) glue=$(cd "$2" && pwd) nodes=${3:-16} seconds=${4:-10} # absolute: each node runs in its own --dir
 work=$(mktemp -d)
 pids=()
 stop_nodes() {
@@ -27,11 +30,28 @@ base=22000
 # The PING latency summary of redis-benchmark's CSV line: "p50 p99 max" in ms, and req/s.
 ping_latency() {
   redis-benchmark -p "$1" -c 1 -n "$2" -t ping_inline --csv 2>/dev/null |
-    awk -F'","' 'NR == 2 { gsub(/"/, ""); print $2, $5, $7, $8 }'
+    awk -F'","' 'NR == 2 { gsub(/"/, "", $8); print $2, $5, $7, $8 }'
 }
 
-echo "| build | phase | PING/s | p50 ms | p99 ms | max ms | reconnects |"
-echo "|---|---|---|---|---|---|---|"
+# Node 0's main thread's CPU time so far, in ms.
+main_thread_ms() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) * 1000 / hz }' "/proc/$1/task/$1/stat"
+}
+
+# Node 0 drops its outgoing link to every peer every 200 ms for SECONDS; the drop rounds
+# are counted in $work/rounds.
+drop_links() {
+  : >"$work/rounds"
+  local end=$((SECONDS + seconds))
+  while [ $SECONDS -lt $end ]; do
+    for id in $peers; do redis-cli -p $base DEBUG CLUSTERLINK KILL to "$id" >/dev/null; done
+    echo round >>"$work/rounds"
+    sleep 0.2
+  done
+}
+
+echo "| build | PING/s | p50 ms | p99 ms | max ms | PING/s while reconnecting | p50 ms | p99 ms | max ms | reconnects | main-thread CPU per reconnect, ms |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 runs=("stock|$stock|" "conntls|$glue|" "conntls, tls-handshake-threads 2|$glue|--tls-handshake-threads 2")
 for run in "${runs[@]}"; do
   IFS='|' read -r name tree options <<<"$run"
@@ -63,21 +83,20 @@ for run in "${runs[@]}"; do
   [ "$known" = "$nodes" ] && [ "$links" = $((nodes - 1)) ] || { echo "$name: the cluster did not form ($known known, $links links)" >&2; exit 1; }
   peers=$(redis-cli -p $base CLUSTER NODES | awk '$3 !~ /myself/ { print $1 }')
   requests=$((seconds * 4000))
-  read -r rps p50 p99 max < <(ping_latency $base $requests)
-  echo "| $name | no reconnects | $rps | $p50 | $p99 | $max | 0 |"
-  : >"$work/rounds"
-  (
-    end=$((SECONDS + seconds))
-    while [ $SECONDS -lt $end ]; do
-      for id in $peers; do redis-cli -p $base DEBUG CLUSTERLINK KILL to "$id" >/dev/null; done
-      echo round >>"$work/rounds"
-      sleep 0.2
-    done
-  ) &
+  read -r rps0 p500 p990 max0 < <(ping_latency $base $requests)
+  drop_links &
   killer=$!
   read -r rps p50 p99 max < <(ping_latency $base $requests)
   wait $killer
-  rounds=$(wc -l <"$work/rounds")
-  echo "| $name | reconnecting to $((nodes - 1)) peers every 200 ms | $rps | $p50 | $p99 | $max | $((rounds * (nodes - 1))) |"
+  # Idle, then the drops alone: the main thread's CPU time of each.
+  cpu0=$(main_thread_ms "${pids[0]}")
+  sleep "$seconds"
+  cpu1=$(main_thread_ms "${pids[0]}")
+  drop_links
+  cpu2=$(main_thread_ms "${pids[0]}")
+  reconnects=$(($(wc -l <"$work/rounds") * (nodes - 1)))
+  per=$(echo "(($cpu2 - $cpu1) - ($cpu1 - $cpu0)) / $reconnects" | bc -l)
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.2f |\n' "$name" "$rps0" "$p500" "$p990" "$max0" \
+    "$rps" "$p50" "$p99" "$max" "$reconnects" "$per"
   stop_nodes
 done
