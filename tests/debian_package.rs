@@ -285,10 +285,11 @@ fn debian_valkey_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
     assert!(installed_server.contains("[libconntls.so.0]"), "{installed_server}");
     drop(_installed);
     assert!(!Path::new("/usr/bin/valkey-server").exists(), "the valkey packages were not purged");
+    let version = run(Command::new("dpkg-parsechangelog").args(["-S", "Version"]).current_dir(&tree));
     println!(
-        "Debian valkey {}+conntls1 links {multiarch}/libconntls.so.0; trigger: {}; autopkgtests passed: {}",
-        tree.file_name().unwrap().to_string_lossy(),
-        out.replace('\n', "; "),
+        "Debian valkey {} links {multiarch}/libconntls.so.0; trigger: {}; autopkgtests passed: {}",
+        version.trim(),
+        out.trim().replace('\n', "; "),
         passed.join(" ")
     );
 }
