@@ -141,14 +141,19 @@ fn build_on_the_packaged_conntls(tree: &Path, multiarch: &str) -> String {
     log
 }
 
-/// The .deb files a package build left beside its tree, by binary package name.
-fn built_deb(tree: &Path, package: &str, log: &str) -> std::path::PathBuf {
-    let version = run(Command::new("dpkg-parsechangelog").args(["-S", "Version"]).current_dir(tree));
-    let version = version.trim();
-    let version = version.split_once(':').map_or(version, |(_, v)| v);
-    let deb = tree.parent().unwrap().join(format!("{package}_{version}_amd64.deb"));
-    assert!(deb.exists(), "{} was not built:\n{log}", deb.display());
-    deb
+/// The version of an unpacked source package (its changelog's first entry).
+fn package_version(tree: &Path) -> String {
+    run(Command::new("dpkg-parsechangelog").args(["-S", "Version"]).current_dir(tree)).trim().to_string()
+}
+
+/// The .deb files a build of `tree` at `version` left beside it, by binary package name.
+fn built_debs(tree: &Path, version: &str, packages: &[&str], log: &str) -> Vec<std::path::PathBuf> {
+    let version = version.split_once(':').map_or(version, |(_, v)| v); // no epoch in file names
+    let debs: Vec<_> = packages.iter().map(|p| tree.parent().unwrap().join(format!("{p}_{version}_amd64.deb"))).collect();
+    for deb in &debs {
+        assert!(deb.exists(), "{} was not built:\n{log}", deb.display());
+    }
+    debs
 }
 
 /// A packaged server binary needs libconntls.so.0 and loads the packaged one.
@@ -190,8 +195,8 @@ fn debian_redis_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
     let log = build_on_the_packaged_conntls(&tree, multiarch);
     // redis-server is a link to redis-check-rdb, which redis-tools carries.
     let unpacked = scratch.join("redis-debs");
-    for package in ["redis-server", "redis-tools"] {
-        run(Command::new("dpkg").arg("-x").arg(built_deb(&tree, package, &log)).arg(&unpacked));
+    for deb in built_debs(&tree, &package_version(&tree), &["redis-server", "redis-tools"], &log) {
+        run(Command::new("dpkg").arg("-x").arg(deb).arg(&unpacked));
     }
     let server = unpacked.join("usr/bin/redis-server");
     assert_links_the_packaged_conntls(&server, multiarch);
@@ -247,7 +252,8 @@ fn debian_valkey_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
     let users = std::fs::read_to_string(&sysusers).unwrap();
     std::fs::write(&sysusers, users.replace("u! valkey ", "u valkey ")).unwrap();
     let log = build_on_the_packaged_conntls(&tree, multiarch);
-    let debs: Vec<_> = ["valkey-tools", "valkey-server"].iter().map(|p| built_deb(&tree, p, &log)).collect();
+    let version = package_version(&tree);
+    let debs = built_debs(&tree, &version, &["valkey-tools", "valkey-server"], &log);
     let unpacked = scratch.join("valkey-debs");
     for deb in &debs {
         run(Command::new("dpkg").arg("-x").arg(deb).arg(&unpacked));
@@ -285,10 +291,8 @@ fn debian_valkey_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
     assert!(installed_server.contains("[libconntls.so.0]"), "{installed_server}");
     drop(_installed);
     assert!(!Path::new("/usr/bin/valkey-server").exists(), "the valkey packages were not purged");
-    let version = run(Command::new("dpkg-parsechangelog").args(["-S", "Version"]).current_dir(&tree));
     println!(
-        "Debian valkey {} links {multiarch}/libconntls.so.0; trigger: {}; autopkgtests passed: {}",
-        version.trim(),
+        "Debian valkey {version} links {multiarch}/libconntls.so.0; trigger: {}; autopkgtests passed: {}",
         out.trim().replace('\n', "; "),
         passed.join(" ")
     );
