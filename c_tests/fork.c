@@ -4,12 +4,17 @@
  * the parent's; freed without joining them), the log callback (swapped: calls that were
  * running on other threads at the fork never end in the child), a reload, new
  * connections with sessions, a config change. A child that does not finish is killed and
- * the step it was stuck at reported: a lock inherited held, or a join of a thread the
- * child does not have. */
+ * the step it was stuck at reported: a lock inherited held (the library's or OpenSSL's),
+ * or a join of a thread the child does not have.
+ * First, two forks that must not wait for a call in progress: one while another thread
+ * waits in a blocking read inside conntls (hiredis's blocking contexts), one from inside
+ * the log callback. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "testutil.h"
@@ -79,6 +84,76 @@ static void *reloader(void *arg) {
     return NULL;
 }
 
+/* Forks a child that exits at once and reaps it. */
+static void fork_and_reap(void) {
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) _exit(0);
+    int wstatus = 0;
+    CHECK(waitpid(pid, &wstatus, 0) == pid && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+}
+
+static atomic_int reader_tid;
+
+static void *blocked_reader(void *arg) {
+    atomic_store(&reader_tid, (int)syscall(SYS_gettid));
+    char byte;
+    CHECK_EQ(conn_tls_read(arg, &byte, 1), 1);
+    return NULL;
+}
+
+/* Whether thread `tid` of this process is in system call `nr` now. */
+static int in_syscall(int tid, long nr) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    FILE *f = fopen(path, "r");
+    long got = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &got) != 1) got = -1;
+        fclose(f);
+    }
+    return got == nr;
+}
+
+/* A fork while another thread waits in conn_tls_read on a blocking socket: the wait is
+ * not a section (the fork would wait for the peer's next byte). SIGALRM is the hang guard. */
+static void fork_during_blocking_read(void) {
+    pair p = connect_pair(srv, cli, "localhost", 0);
+    CHECK_EQ(handshake_both(p.s, p.c), CONN_TLS_OK);
+    CHECK(fcntl(p.sv[1], F_SETFL, fcntl(p.sv[1], F_GETFL) & ~O_NONBLOCK) == 0);
+    pthread_t reader;
+    CHECK(pthread_create(&reader, NULL, blocked_reader, p.c) == 0);
+    double deadline = now_s() + 20;
+    while (!(atomic_load(&reader_tid) && in_syscall(atomic_load(&reader_tid), SYS_recvfrom)) && now_s() < deadline)
+        usleep(1000);
+    CHECK(in_syscall(atomic_load(&reader_tid), SYS_recvfrom));
+    alarm(60);
+    fork_and_reap();
+    alarm(0);
+    CHECK_EQ(write_all(p.s, p.sv[0], "x", 1, 10), CONN_TLS_OK);
+    CHECK(pthread_join(reader, NULL) == 0);
+    close_pair(&p);
+}
+
+static atomic_int callback_forks;
+
+static void forking_log(void *ud, int level, const char *msg) {
+    (void)ud, (void)level, (void)msg;
+    fork_and_reap();
+    atomic_fetch_add(&callback_forks, 1);
+}
+
+/* A fork from inside the log callback (the caller's code may fork, or wait for a thread
+ * that forks): the callback runs after the call's section. */
+static void fork_from_log_callback(void) {
+    conn_tls_set_log(forking_log, NULL);
+    alarm(60);
+    CHECK(conn_tls_new_server(srv, -1) == NULL);
+    alarm(0);
+    CHECK_EQ(atomic_load(&callback_forks), 1);
+    conn_tls_set_log(NULL, NULL);
+}
+
 static void in_child(void) {
     *child_step = 0;
     int sv[2];
@@ -129,6 +204,8 @@ int main(int argc, char **argv) {
     CHECK(cli);
     pool = conn_tls_pool_new(2, 64, 5000);
     CHECK(pool);
+    fork_during_blocking_read();
+    fork_from_log_callback();
     conn_tls_set_log(parent_log, NULL);
 
     pthread_t threads[THREADS];

@@ -20,13 +20,15 @@
  *    at once. A conn_tls is used by one thread at a time, but any thread: the caller's own
  *    hand-off (a mutex, a queue) is all the synchronisation needed.
  *  - fork: a child forked while other threads run conntls calls (a BGSAVE child, a
- *    worker process) can use and free every object it inherited, without deadlock: the
- *    library's locks are never held across a fork (a fork waits for calls holding one,
- *    a reload on another thread included). Only a conn_tls_pool is the parent's: its
- *    threads are not in the child, so there submit and collect give CONN_TLS_EINVAL,
+ *    worker process) can use and free every object it inherited, without deadlock: no
+ *    lock, the library's or OpenSSL's, is held across a fork (a fork waits until the
+ *    conn_tls_* calls in progress on other threads, a reload included, are out of
+ *    OpenSSL; not for a call waiting on a blocking socket, nor for a log callback, which
+ *    runs after the call's work). Only a conn_tls_pool is the parent's: its threads are
+ *    not in the child, so there submit and collect give CONN_TLS_EINVAL,
  *    conn_tls_pool_fd -1, and conn_tls_pool_free returns without joining; a connection
  *    that was inside the pool at the fork stays with it (its conn_tls_free is accepted
- *    and frees nothing in the child). OpenSSL's own state is as a fork left it.
+ *    and frees nothing in the child).
  *  - The calling thread's OpenSSL error queue: no call leaves an error of its own there,
  *    and none lets an error queued before it change its result (errors never leak from
  *    one connection to another). Every call but the data path's (read, write, writev,
@@ -532,8 +534,10 @@ const char *conn_tls_openssl_version(void);
  stderr.
 
  Threads: `cb` runs, with `ud` as given, on whichever thread the library logs from:
- any thread inside a conn_tls_* call, and the handshake pool's own worker threads
- (named conntls-hs-N), so it must be thread-safe. `msg` is valid only during the call.
+ any thread in a conn_tls_* call (at the end of the call that logged, once the library
+ is out of OpenSSL and its locks, so `cb` may fork or wait for a thread that forks),
+ and the handshake pool's own worker threads (named conntls-hs-N), so it must be
+ thread-safe. `msg` is valid only during the call.
  Messages the library would log while `cb` itself is running on the same thread (`cb`
  calling into the library) are dropped, never delivered re-entrantly.
 

@@ -3,20 +3,25 @@
 //! it made connections) can use and free conntls objects without deadlock.
 //!
 //! A child inherits every lock as it was at the fork: one that another thread held then
-//! stays held forever in the child. So every lock the library takes is taken inside a
-//! `Section`, which holds the fork gate for reading, and a fork (the pthread_atfork
-//! `prepare` handler) takes the gate for writing: while the process is copied no section
-//! is in progress, and the child finds every lock free. Sections are short and never wait
-//! for another thread inside (no condition waits, no callbacks: the log callback runs
-//! outside them), so a fork waits at most for sections already running. They nest: only
-//! a thread's outermost section takes the gate.
+//! stays held forever in the child. OpenSSL takes locks of its own in most calls (the
+//! ex_data lock in every SSL_new and SSL_free, a context's session lock when a ticket
+//! arrives, its providers' stores in a reload), so a child forked while another thread is
+//! inside OpenSSL could wait forever in its first SSL_new. So every call into the library
+//! (the C boundary, a pool worker's handshake steps) and every lock the library takes runs
+//! inside a `Section`, which holds the fork gate for reading, and a fork (the
+//! pthread_atfork `prepare` handler) takes the gate for writing: while the process is
+//! copied no section is in progress, and the child finds every lock free, OpenSSL's
+//! included. Sections never wait for another thread inside: what waits (a blocking
+//! socket's read or write, a pool's join, a log callback swap) runs `blocking`, with the
+//! thread's section suspended, and the log callback runs after the section ends (the
+//! caller's code may wait for a thread that is forking). So a fork waits at most for
+//! sections already running. They nest: only a thread's outermost section takes the gate.
 //!
 //! What the child cannot have are the parent's other threads: a handshake pool's workers.
 //! `generation()` changes in every child, so a pool knows it was made by a parent process.
-//! (OpenSSL's own locks are OpenSSL's: a child forked while another thread is inside
-//! OpenSSL inherits them as stock servers do.)
 
 use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -27,26 +32,68 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 thread_local! {
     /// How many sections this thread is inside.
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// The gate, held for reading by this thread's outermost section.
+    static READING: RefCell<Option<RwLockReadGuard<'static, ()>>> = const { RefCell::new(None) };
     /// The gate, held for writing by the forking thread from `prepare` to `parent`/`child`.
     static FORKING: RefCell<Option<RwLockWriteGuard<'static, ()>>> = const { RefCell::new(None) };
 }
 
-/// A stretch of code that may take the library's locks; a fork waits until it ends.
-struct Section {
-    _gate: Option<RwLockReadGuard<'static, ()>>,
+/// A stretch of code that may take the library's or OpenSSL's locks; a fork waits until
+/// it ends. Belongs to its thread.
+pub struct Section {
+    _thread_bound: PhantomData<*const ()>,
 }
 
-fn section() -> Section {
+pub fn section() -> Section {
     register_handlers();
-    let depth = DEPTH.with(|d| d.replace(d.get() + 1));
-    let gate = (depth == 0).then(|| GATE.read().unwrap_or_else(|e| e.into_inner()));
-    Section { _gate: gate }
+    if DEPTH.with(|d| d.replace(d.get() + 1)) == 0 {
+        take_gate();
+    }
+    Section { _thread_bound: PhantomData }
+}
+
+fn take_gate() {
+    let guard = GATE.read().unwrap_or_else(|e| e.into_inner());
+    READING.with(|r| *r.borrow_mut() = Some(guard));
 }
 
 impl Drop for Section {
     fn drop(&mut self) {
-        DEPTH.with(|d| d.set(d.get() - 1));
+        let depth = DEPTH.with(|d| {
+            d.set(d.get() - 1);
+            d.get()
+        });
+        if depth == 0 {
+            READING.with(|r| r.borrow_mut().take());
+            crate::logging::deliver_deferred();
+        }
     }
+}
+
+/// Whether this thread is inside a section (messages logged now are delivered after it).
+pub fn in_section() -> bool {
+    DEPTH.with(Cell::get) > 0
+}
+
+/// Runs `wait`, which may wait for another thread or the network (a blocking socket), with
+/// this thread's section suspended, so a fork meanwhile need not wait for it. Only the
+/// section of a call is suspended: inside a library lock, or in a thread that is forking,
+/// `wait` runs as it is (those never wait long).
+pub fn blocking<R>(wait: impl FnOnce() -> R) -> R {
+    if DEPTH.with(Cell::get) != 1 || !READING.with(|r| r.borrow().is_some()) {
+        return wait();
+    }
+    struct Resume;
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            take_gate();
+            DEPTH.with(|d| d.set(1));
+        }
+    }
+    DEPTH.with(|d| d.set(0));
+    READING.with(|r| r.borrow_mut().take());
+    let _resume = Resume;
+    wait()
 }
 
 /// A mutex held only inside a section: the library's every lock.

@@ -5,14 +5,17 @@
 //! Each call of the callback holds a reference to the sink it took (an Arc); a swap
 //! replaces the sink and then waits until no other reference to the old one is left. The
 //! lock is held only inside fork sections (`crate::fork`), never while the callback runs
-//! nor while a swap waits: a fork meanwhile cannot leave it held in the child.
+//! nor while a swap waits: a fork meanwhile cannot leave it held in the child. Messages
+//! logged inside a section (inside any library call) are kept per thread and delivered
+//! when it ends: the callback, the caller's code, may wait for a thread that is forking,
+//! and that fork waits for the section.
 
-use std::cell::Cell;
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::fork::{Held, Lock};
+use crate::fork::{self, Held, Lock};
 
 /// The C callback: `ud` as given, a syslog level, a NUL-terminated message valid for the call.
 pub type LogCallback = Option<unsafe extern "C" fn(ud: *mut c_void, level: c_int, msg: *const c_char)>;
@@ -27,6 +30,8 @@ static SINK: Lock<Option<Arc<Sink>>> = Lock::new(None);
 thread_local! {
     /// The sink whose callback this thread is running, or null.
     static INSIDE: Cell<*const Sink> = const { Cell::new(std::ptr::null()) };
+    /// Messages logged inside this thread's section, for the callback once it ends.
+    static DEFERRED: RefCell<Vec<(c_int, CString)>> = const { RefCell::new(Vec::new()) };
 }
 
 fn sink() -> Held<'static, Option<Arc<Sink>>> {
@@ -41,12 +46,9 @@ impl log::Log for Bridge {
     }
 
     fn log(&self, record: &log::Record) {
-        // The callback calling into the library: its messages are dropped, not delivered
-        // re-entrantly (which could recurse without end).
-        if !INSIDE.with(Cell::get).is_null() {
+        if calling_back() {
             return;
         }
-        let Some(current) = sink().clone() else { return };
         let level = match record.level() {
             log::Level::Error => 3,
             log::Level::Warn => 4,
@@ -54,16 +56,42 @@ impl log::Log for Bridge {
             log::Level::Debug | log::Level::Trace => 7,
         };
         let msg = CString::new(record.args().to_string().replace('\0', " ")).unwrap_or_default();
-        INSIDE.with(|inside| inside.set(Arc::as_ptr(&current)));
-        unsafe { (current.callback)(current.user_data as *mut c_void, level, msg.as_ptr()) };
-        INSIDE.with(|inside| inside.set(std::ptr::null()));
-        // Given back under the lock, so a swap counting this sink's references sees it go.
-        let locked = sink();
-        drop(current);
-        drop(locked);
+        if fork::in_section() {
+            DEFERRED.with(|d| d.borrow_mut().push((level, msg)));
+        } else {
+            deliver(level, &msg);
+        }
     }
 
     fn flush(&self) {}
+}
+
+/// The callback calling into the library: its messages are dropped, not delivered
+/// re-entrantly (which could recurse without end).
+fn calling_back() -> bool {
+    !INSIDE.with(Cell::get).is_null()
+}
+
+fn deliver(level: c_int, msg: &CStr) {
+    if calling_back() {
+        return;
+    }
+    let Some(current) = sink().clone() else { return };
+    INSIDE.with(|inside| inside.set(Arc::as_ptr(&current)));
+    unsafe { (current.callback)(current.user_data as *mut c_void, level, msg.as_ptr()) };
+    INSIDE.with(|inside| inside.set(std::ptr::null()));
+    // Given back under the lock, so a swap counting this sink's references sees it go.
+    let locked = sink();
+    drop(current);
+    drop(locked);
+}
+
+/// Delivers the messages this thread logged inside the section that just ended.
+pub(crate) fn deliver_deferred() {
+    let deferred = DEFERRED.try_with(|d| std::mem::take(&mut *d.borrow_mut())).unwrap_or_default();
+    for (level, msg) in deferred {
+        deliver(level, &msg);
+    }
 }
 
 static BRIDGE: Bridge = Bridge;
@@ -84,15 +112,17 @@ pub fn set_callback(callback: LogCallback, user_data: *mut c_void) {
     let Some(old) = old else { return };
     // References to `old`: this one, plus one per call of it still running. Called from
     // inside the callback, this thread's own call cannot end first: it is not waited for.
-    // Polled outside any section (a swap is rare, a call short): waiting inside one would
-    // hold up a fork, and the fork the calls that must end.
+    // Polled with the call's section suspended (a swap is rare, a call short): waiting
+    // inside one would hold up a fork, and the fork the calls that must end.
     let own_call = usize::from(INSIDE.with(Cell::get) == Arc::as_ptr(&old));
-    while {
-        let _locked = sink();
-        Arc::strong_count(&old) > 1 + own_call
-    } {
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    fork::blocking(|| {
+        while {
+            let _locked = sink();
+            Arc::strong_count(&old) > 1 + own_call
+        } {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
 }
 
 /// In a forked child: the calls of the callback that were running on other threads at the

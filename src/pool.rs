@@ -309,9 +309,11 @@ impl Drop for Pool {
         }
         // Connections still inside are freed with the workers' jobs and the shared state
         // (their leases); their fds stay open.
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
+        fork::blocking(|| {
+            for thread in self.threads.drain(..) {
+                let _ = thread.join();
+            }
+        });
     }
 }
 
@@ -330,6 +332,8 @@ fn run_worker(shared: &Shared, index: usize) {
         let next_deadline = jobs.values().map(|j| j.deadline).min();
         let wait_ms = next_deadline.map_or(1000, |d| d.saturating_duration_since(now).as_millis().min(1000) as c_int + 1);
         let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as c_int, wait_ms) };
+        // Handshake steps go into OpenSSL: a fork waits for them (`crate::fork`).
+        let _section = fork::section();
         let mut to_step: Vec<usize> = Vec::new();
         for event in &events[..n.max(0) as usize] {
             if event.u64 == WAKE {

@@ -14,6 +14,8 @@ use std::sync::OnceLock;
 
 use openssl_sys as ffi;
 
+use crate::fork;
+
 /// Socket state shared with OpenSSL through the BIO's data pointer. Owned (boxed, so its
 /// address is stable) by the connection, which drops its SSL, and with it the BIO, first.
 pub struct SocketIo {
@@ -107,7 +109,9 @@ impl SocketIo {
 
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, c_int> {
         loop {
-            let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            // A blocking socket may wait here: a fork meanwhile need not (`crate::fork`).
+            // errno is read before the section resumes, which may wait on a futex.
+            let (n, error) = fork::blocking(|| (unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) }, errno()));
             if n >= 0 {
                 self.eof |= n == 0;
                 if n > 0 && self.tcp && buf.len() > MAX_RECORD_PAYLOAD {
@@ -115,7 +119,7 @@ impl SocketIo {
                 }
                 return Ok(Some(n as usize));
             }
-            match errno() {
+            match error {
                 libc::EINTR => continue,
                 libc::EAGAIN => return Ok(None),
                 e => {
@@ -151,11 +155,11 @@ fn acknowledge_now(fd: c_int) {
 /// Ok(0) when the socket is full.
 fn send_some(fd: c_int, data: &[u8]) -> Result<usize, c_int> {
     loop {
-        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        let (n, error) = fork::blocking(|| (unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) }, errno()));
         if n >= 0 {
             return Ok(n as usize);
         }
-        match errno() {
+        match error {
             libc::EINTR => continue,
             libc::EAGAIN => return Ok(0),
             e => return Err(e),

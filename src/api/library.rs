@@ -22,8 +22,10 @@ pub extern "C" fn conn_tls_openssl_version() -> *const c_char {
 /// stderr.
 ///
 /// Threads: `cb` runs, with `ud` as given, on whichever thread the library logs from:
-/// any thread inside a conn_tls_* call, and the handshake pool's own worker threads
-/// (named conntls-hs-N), so it must be thread-safe. `msg` is valid only during the call.
+/// any thread in a conn_tls_* call (at the end of the call that logged, once the library
+/// is out of OpenSSL and its locks, so `cb` may fork or wait for a thread that forks),
+/// and the handshake pool's own worker threads (named conntls-hs-N), so it must be
+/// thread-safe. `msg` is valid only during the call.
 /// Messages the library would log while `cb` itself is running on the same thread (`cb`
 /// calling into the library) are dropped, never delivered re-entrantly.
 ///

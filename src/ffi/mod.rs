@@ -50,7 +50,8 @@ pub fn status_name(status: c_int) -> &'static CStr {
 
 /// Runs `$body` so that no panic crosses into C (the call returns `$default` instead,
 /// recorded as a CONN_TLS_ERR for the thread) and the calling thread's OpenSSL error
-/// queue is empty before and after.
+/// queue is empty before and after, inside a fork section (`crate::fork`): a fork waits
+/// until the call is out of OpenSSL.
 ///
 /// Emptying the queue costs about as much as a small write (ERR_peek_error looks up the
 /// thread's error state: about 200 instructions on OpenSSL 3.0, one GET on Valkey made
@@ -63,12 +64,14 @@ pub fn status_name(status: c_int) -> &'static CStr {
 /// call (the header says so).
 macro_rules! boundary {
     ($default:expr, $body:expr) => {{
+        let _section = $crate::fork::section();
         $crate::ossl::clear_error_queue();
         let value = $crate::ffi::boundary!(data_path, $default, $body);
         $crate::ossl::clear_error_queue();
         value
     }};
     (data_path, $default:expr, $body:expr) => {{
+        let _section = $crate::fork::section();
         $crate::ffi::enter();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
             Ok(value) => value,
