@@ -20,7 +20,7 @@
 #include "testutil.h"
 
 enum { THREADS = 4 };
-static int FORKS = 60;
+static int FORKS = 300;
 
 static atomic_int stop;
 static atomic_long parent_calls, child_calls;

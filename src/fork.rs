@@ -23,19 +23,38 @@
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, Once, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::time::Duration;
 
-static GATE: RwLock<()> = RwLock::new(());
+/// The gate: how many threads are inside a section, and whether a fork waits for them to
+/// leave. A reader counts itself in, then looks for a fork; a fork raises its flag, then
+/// looks at the count: with both sequentially consistent, one of them sees the other.
+/// (Not an RwLock: its guard would have to live in thread-local storage, whose every
+/// access from a shared library is a call; this costs two atomic operations per section.)
+static READERS: AtomicUsize = AtomicUsize::new(0);
+static FORK_PENDING: AtomicBool = AtomicBool::new(false);
+/// One fork at a time passes `prepare` (held until its `parent` or `child`).
+static FORKER: Mutex<()> = Mutex::new(());
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-thread_local! {
+/// This thread's part: one thread-local access per section boundary.
+struct ThreadState {
     /// How many sections this thread is inside.
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
-    /// The gate, held for reading by this thread's outermost section.
-    static READING: RefCell<Option<RwLockReadGuard<'static, ()>>> = const { RefCell::new(None) };
-    /// The gate, held for writing by the forking thread from `prepare` to `parent`/`child`.
-    static FORKING: RefCell<Option<RwLockWriteGuard<'static, ()>>> = const { RefCell::new(None) };
+    depth: Cell<u32>,
+    /// Whether its outermost section counted itself in the gate (a forking thread's
+    /// handlers do not).
+    counted: Cell<bool>,
+    /// Whether messages were logged inside the current section (`crate::logging`).
+    deferred: Cell<bool>,
+}
+
+thread_local! {
+    static THREAD: ThreadState = const {
+        ThreadState { depth: Cell::new(0), counted: Cell::new(false), deferred: Cell::new(false) }
+    };
+    /// FORKER, held by the forking thread from `prepare` to `parent`/`child`.
+    static FORKING: RefCell<Option<MutexGuard<'static, ()>>> = const { RefCell::new(None) };
 }
 
 /// A stretch of code that may take the library's or OpenSSL's locks; a fork waits until
@@ -46,33 +65,63 @@ pub struct Section {
 
 pub fn section() -> Section {
     register_handlers();
-    if DEPTH.with(|d| d.replace(d.get() + 1)) == 0 {
-        take_gate();
-    }
+    THREAD.with(|t| {
+        let depth = t.depth.get();
+        t.depth.set(depth + 1);
+        if depth == 0 {
+            enter_gate();
+            t.counted.set(true);
+        }
+    });
     Section { _thread_bound: PhantomData }
 }
 
-fn take_gate() {
-    let guard = GATE.read().unwrap_or_else(|e| e.into_inner());
-    READING.with(|r| *r.borrow_mut() = Some(guard));
+fn enter_gate() {
+    loop {
+        READERS.fetch_add(1, SeqCst);
+        if !FORK_PENDING.load(SeqCst) {
+            return;
+        }
+        READERS.fetch_sub(1, SeqCst);
+        while FORK_PENDING.load(Acquire) {
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    }
+}
+
+fn leave_gate() {
+    READERS.fetch_sub(1, Release);
 }
 
 impl Drop for Section {
     fn drop(&mut self) {
-        let depth = DEPTH.with(|d| {
-            d.set(d.get() - 1);
-            d.get()
+        let deliver = THREAD.with(|t| {
+            let depth = t.depth.get() - 1;
+            t.depth.set(depth);
+            if depth > 0 {
+                return false;
+            }
+            if t.counted.replace(false) {
+                leave_gate();
+            }
+            t.deferred.replace(false)
         });
-        if depth == 0 {
-            READING.with(|r| r.borrow_mut().take());
+        if deliver {
             crate::logging::deliver_deferred();
         }
     }
 }
 
-/// Whether this thread is inside a section (messages logged now are delivered after it).
-pub fn in_section() -> bool {
-    DEPTH.with(Cell::get) > 0
+/// Notes a message logged inside a section and returns true, or returns false outside
+/// any (then it is delivered now).
+pub fn defer_log() -> bool {
+    THREAD.with(|t| {
+        let inside = t.depth.get() > 0;
+        if inside {
+            t.deferred.set(true);
+        }
+        inside
+    })
 }
 
 /// Runs `wait`, which may wait for another thread or the network (a blocking socket), with
@@ -80,18 +129,17 @@ pub fn in_section() -> bool {
 /// section of a call is suspended: inside a library lock, or in a thread that is forking,
 /// `wait` runs as it is (those never wait long).
 pub fn blocking<R>(wait: impl FnOnce() -> R) -> R {
-    if DEPTH.with(Cell::get) != 1 || !READING.with(|r| r.borrow().is_some()) {
+    let suspend = THREAD.with(|t| t.depth.get() == 1 && t.counted.get());
+    if !suspend {
         return wait();
     }
     struct Resume;
     impl Drop for Resume {
         fn drop(&mut self) {
-            take_gate();
-            DEPTH.with(|d| d.set(1));
+            enter_gate();
         }
     }
-    DEPTH.with(|d| d.set(0));
-    READING.with(|r| r.borrow_mut().take());
+    leave_gate();
     let _resume = Resume;
     wait()
 }
@@ -140,7 +188,7 @@ impl<T> DerefMut for Held<'_, T> {
 /// Changes in every forked child: what was made under another generation belongs to an
 /// ancestor process, with threads this process does not have.
 pub fn generation() -> u64 {
-    GENERATION.load(Ordering::Acquire)
+    GENERATION.load(Acquire)
 }
 
 fn register_handlers() {
@@ -152,11 +200,15 @@ fn register_handlers() {
 }
 
 extern "C" fn prepare() {
-    let gate = GATE.write().unwrap_or_else(|e| e.into_inner());
-    FORKING.with(|f| *f.borrow_mut() = Some(gate));
+    let forker = FORKER.lock().unwrap_or_else(|e| e.into_inner());
+    FORKING.with(|f| *f.borrow_mut() = Some(forker));
+    FORK_PENDING.store(true, SeqCst);
+    while READERS.load(SeqCst) != 0 {
+        std::thread::sleep(Duration::from_micros(20));
+    }
     // The handlers below may use code that opens sections: they must not wait for the
-    // gate this thread holds.
-    DEPTH.with(|d| d.set(d.get() + 1));
+    // gate this thread closed.
+    THREAD.with(|t| t.depth.set(t.depth.get() + 1));
 }
 
 extern "C" fn parent() {
@@ -164,12 +216,16 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
-    GENERATION.fetch_add(1, Ordering::AcqRel);
+    // Readers that counted themselves in while the process was copied, and left again
+    // when they saw the fork, are threads the child does not have.
+    READERS.store(0, SeqCst);
+    GENERATION.fetch_add(1, AcqRel);
     crate::logging::after_fork_in_child();
     done_forking();
 }
 
 fn done_forking() {
-    DEPTH.with(|d| d.set(d.get() - 1));
+    THREAD.with(|t| t.depth.set(t.depth.get() - 1));
+    FORK_PENDING.store(false, SeqCst);
     FORKING.with(|f| f.borrow_mut().take());
 }

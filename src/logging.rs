@@ -56,7 +56,7 @@ impl log::Log for Bridge {
             log::Level::Debug | log::Level::Trace => 7,
         };
         let msg = CString::new(record.args().to_string().replace('\0', " ")).unwrap_or_default();
-        if fork::in_section() {
+        if fork::defer_log() {
             DEFERRED.with(|d| d.borrow_mut().push((level, msg)));
         } else {
             deliver(level, &msg);

@@ -109,9 +109,7 @@ impl SocketIo {
 
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, c_int> {
         loop {
-            // A blocking socket may wait here: a fork meanwhile need not (`crate::fork`).
-            // errno is read before the section resumes, which may wait on a futex.
-            let (n, error) = fork::blocking(|| (unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) }, errno()));
+            let (n, error) = without_waiting_first(|flags| unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), flags) });
             if n >= 0 {
                 self.eof |= n == 0;
                 if n > 0 && self.tcp && buf.len() > MAX_RECORD_PAYLOAD {
@@ -152,10 +150,28 @@ fn acknowledge_now(fd: c_int) {
     };
 }
 
+/// Runs a recv or send (`call` with its flags) and returns its result and errno: first with
+/// MSG_DONTWAIT, and only when nothing could move now, as the socket is (a blocking socket
+/// waits there) with this thread's fork section suspended, so a fork meanwhile need not
+/// wait for the peer (`crate::fork`). On a non-blocking socket that second try costs one
+/// more syscall where the call would fail with EAGAIN anyway.
+fn without_waiting_first(mut call: impl FnMut(c_int) -> isize) -> (isize, c_int) {
+    let n = call(libc::MSG_DONTWAIT);
+    let error = if n < 0 { errno() } else { 0 };
+    if n >= 0 || error != libc::EAGAIN {
+        return (n, error);
+    }
+    // errno is read before the section resumes, which may sleep.
+    fork::blocking(|| {
+        let n = call(0);
+        (n, if n < 0 { errno() } else { 0 })
+    })
+}
+
 /// Ok(0) when the socket is full.
 fn send_some(fd: c_int, data: &[u8]) -> Result<usize, c_int> {
     loop {
-        let (n, error) = fork::blocking(|| (unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) }, errno()));
+        let (n, error) = without_waiting_first(|flags| unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), flags | libc::MSG_NOSIGNAL) });
         if n >= 0 {
             return Ok(n as usize);
         }
