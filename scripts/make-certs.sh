@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes throwaway test certificates in DIR (default: ./certs):
 #   ca.{crt,key}            the test CA (ECDSA P-256)
-#   server.{crt,key}        localhost / 127.0.0.1 / ::1, signed by ca
+#   server.{crt,key}        localhost / 127.0.0.1 / ::1 / the test namespaces' addresses,
+#                           signed by ca
 #   server2.{crt,key}       the same names, another key: for rotation tests
 #   server-rsa.{crt,key}    RSA-2048, same names
 #   client.{crt,key}        a client certificate signed by ca, with two SAN URIs (the
@@ -36,7 +37,9 @@ sign() { # name ca san [keytype]
 
 make_ca ca
 make_ca other-ca
-local_names="DNS:localhost,IP:127.0.0.1,IP:::1"
+# With the addresses of the test network namespaces (tests/common/netns.rs), where
+# servers run for the black-hole and failover tests.
+local_names="DNS:localhost,IP:127.0.0.1,IP:::1,IP:10.213.77.1,IP:10.213.77.2"
 sign server ca "$local_names"
 sign server2 ca "$local_names"
 sign server-rsa ca "$local_names" rsa

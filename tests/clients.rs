@@ -4,57 +4,19 @@
 //! (c_tests/client_transport.c, built once per library) against Debian's redis-server
 //! --tls and the project's resp_server, mutual TLS throughout.
 mod common;
+use common::client_programs::client_program;
 use common::servers::*;
 use common::*;
 
 use std::path::PathBuf;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 const LIBRARIES: [&str; 2] = ["hiredis", "libvalkey"];
 
-fn clients() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let out = Command::new(root().join("scripts/clients.sh")).output().expect("run scripts/clients.sh");
-            assert!(out.status.success(), "scripts/clients.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
-            root().join("target/clients")
-        })
-        .clone()
-}
-
 /// client_transport built against `library` with its OpenSSL TLS and the conntls transport.
 fn program(library: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let exe = tmp_dir().join(format!("client_transport-{library}-{}", std::process::id()));
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|l| l == library) {
-        // hiredis's libevent adapter needs libevent (Debian's libevent-dev).
-        let (define, tree, includes, archives, system) = match library {
-            "hiredis" => ("CLIENT_HIREDIS", "hiredis-1.2.0", vec![""], ["libhiredis_conntls.a", "libhiredis_ssl.a", "libhiredis.a"], vec!["-levent"]),
-            _ => ("CLIENT_VALKEY", "libvalkey-0.5.0", vec!["include/valkey"], ["libvalkey_conntls.a", "libvalkey_tls.a", "libvalkey.a"], vec![]),
-        };
-        let tree = clients().join(tree);
-        let mut cc = Command::new("cc");
-        cc.args(["-std=c99", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-g", "-O1"])
-            .arg(format!("-D{define}"))
-            .arg(format!("-I{}", root().join("include").display()));
-        for dir in includes {
-            cc.arg(format!("-I{}", tree.join(dir).display()));
-        }
-        cc.arg(root().join("c_tests/client_transport.c")).arg("-o").arg(&exe);
-        for a in archives {
-            cc.arg(tree.join(a));
-        }
-        let lib = lib_dir();
-        cc.arg(format!("-L{}", lib.display())).arg(format!("-Wl,-rpath,{}", lib.display())).args(["-lconntls", "-lssl", "-lcrypto"]).args(system);
-        let out = cc.output().expect("run cc");
-        assert!(out.status.success(), "cc client_transport.c ({library}): {}", String::from_utf8_lossy(&out.stderr));
-        built.push(library.to_string());
-    }
-    exe
+    client_program("client_transport", library)
 }
 
 /// Runs one mode of the client program against `port`; its output, asserting exit 0.

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 mod resp_server;
+pub mod client_programs;
+pub mod cluster;
 pub mod netns;
 pub mod servers;
 #[allow(unused_imports)] // each test binary uses its own subset

@@ -86,7 +86,11 @@ impl Build {
 
     /// As start, with more server options.
     pub fn start_with(&self, shim: bool, options: &[&str]) -> ServerProcess {
-        let port = free_port();
+        self.start_on(free_port(), shim, options)
+    }
+
+    /// As start_with, on `port`.
+    pub fn start_on(&self, port: u16, shim: bool, options: &[&str]) -> ServerProcess {
         let mut args = Vec::new();
         if let Some(module) = self.module() {
             args.extend(["--loadmodule".to_string(), module.to_string_lossy().into_owned()]);
@@ -467,10 +471,23 @@ impl ServerProcess {
 
     /// As start, with `preload` (a shim library) in LD_PRELOAD.
     pub fn start_preloaded(binary: &Path, port: u16, args: &[String], preload: Option<&Path>) -> ServerProcess {
+        let server = ServerProcess::spawn(Command::new(binary), args, port, preload);
+        server.ready_when(binary, |_| TcpStream::connect(("127.0.0.1", port)).is_ok())
+    }
+
+    /// As start, inside the network namespace `ns` (`args` bind its address): ready once
+    /// its log says so. `ip netns exec` execs the server, so the PID is the server's.
+    pub fn start_in_namespace(ns: &str, binary: &Path, port: u16, args: &[String]) -> ServerProcess {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).arg(binary);
+        let server = ServerProcess::spawn(cmd, args, port, None);
+        server.ready_when(binary, |s| s.logs().contains("Ready to accept connections"))
+    }
+
+    fn spawn(mut cmd: Command, args: &[String], port: u16, preload: Option<&Path>) -> ServerProcess {
         let dir = scratch_dir();
         let log = dir.join("server.log");
         let stderr = dir.join("server.err");
-        let mut cmd = Command::new(binary);
         cmd.args(args)
             .arg("--logfile")
             .arg(&log)
@@ -485,7 +502,8 @@ impl ServerProcess {
             .env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0");
         if let Some(shim) = preload {
             // In an AddressSanitizer build, ASan's runtime must be the first library loaded.
-            let needed = Command::new("readelf").arg("-d").arg(binary).output().expect("readelf -d");
+            let binary = cmd.get_program().to_owned();
+            let needed = Command::new("readelf").arg("-d").arg(&binary).output().expect("readelf -d");
             let preload = if String::from_utf8_lossy(&needed.stdout).contains("libasan") {
                 let asan = Command::new("gcc").arg("-print-file-name=libasan.so").output().expect("gcc -print-file-name");
                 format!("{} {}", String::from_utf8_lossy(&asan.stdout).trim(), shim.display())
@@ -495,16 +513,20 @@ impl ServerProcess {
             cmd.env("LD_PRELOAD", preload);
         }
         let child = cmd.spawn().expect("start the server");
-        let mut server = ServerProcess { child, port, log, stderr };
+        ServerProcess { child, port, log, stderr }
+    }
+
+    /// Waits (at most 60 s) until `ready`; fails the test when the server exits first.
+    fn ready_when(mut self, binary: &Path, ready: impl Fn(&ServerProcess) -> bool) -> ServerProcess {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("{} exited at start ({status}):\n{}", binary.display(), server.logs());
+        while !ready(&self) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited at start ({status}):\n{}", binary.display(), self.logs());
             }
-            assert!(Instant::now() < deadline, "{} did not listen on {port} in 60 s:\n{}", binary.display(), server.logs());
+            assert!(Instant::now() < deadline, "{} did not listen on {} in 60 s:\n{}", binary.display(), self.port, self.logs());
             std::thread::sleep(Duration::from_millis(50));
         }
-        server
+        self
     }
 
     /// The server's process id (for a trigger that stops and continues it).

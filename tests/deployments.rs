@@ -1,0 +1,518 @@
+//! The deployments the bug reports came from, rebuilt on this machine (issue 28): TLS
+//! clusters with replicas under load, churn and rotation, stock and conntls side by side,
+//! every acknowledged write read back after each run.
+//!
+//! - Seed 000, "bad length" (valkey #1135): 3 primaries with a replica each, replicas
+//!   serving reads (READONLY), the stock tree's benchmark in cluster mode with 32 KiB
+//!   values, 50 clients and 2 threads, a writer recording what was acknowledged.
+//! - Seed 001, the IO-thread handshake crash (valkey #1883): the same cluster with
+//!   `--io-threads 4`, writers at up to 4,000 SETs a second in all, clients leaving
+//!   mid-handshake at three points (resp_tls_peer churn), every node's certificate
+//!   rotated every 2 s (`CONFIG SET tls-cert-file`, and `tls-auto-reload-interval 1`
+//!   where the server has it).
+//!
+//! - Seed 004, the 15-minute client outage (the Lettuce report): a primary silenced in its
+//!   network namespace while clients write with WAIT 1; the cluster fails over (below).
+//!
+//! Each run prints one table, stock and conntls side by side. On stock the writers use
+//! libvalkey's own TLS, on conntls its conntls transport (c_tests/deploy_client.c). The
+//! short forms here run in `make test` (20 s of load per build, on Valkey 9.1) and assert
+//! conntls's side: every node alive, no assertion, no sanitizer report, no "bad length",
+//! no acknowledged write lost; stock's side is recorded. `make soak` runs the same for
+//! the seeds' own window (15 minutes a seed: SOAK_SECONDS, default 450 per build) on
+//! DEPLOY_SERVERS (default valkey-9.1); results in BENCHMARKS.md.
+mod common;
+use common::client_programs::client_program;
+use common::cluster::Cluster;
+use common::servers::*;
+use common::*;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a run lasts.
+#[derive(Clone, Copy)]
+struct Window {
+    seconds: u64,
+}
+
+impl Window {
+    fn short() -> Window {
+        Window { seconds: 20 }
+    }
+
+    /// A seed's own window, 15 minutes, halved between stock and conntls.
+    fn soak() -> Window {
+        Window { seconds: std::env::var("SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(450) }
+    }
+}
+
+/// The servers of make soak's runs: DEPLOY_SERVERS, comma-separated names of
+/// scripts/servers.sh (valkey-8.1.1, redis-8.0.2...), valkey-9.1 by default.
+fn soak_servers() -> Vec<&'static str> {
+    let names = std::env::var("DEPLOY_SERVERS").unwrap_or_else(|_| "valkey-9.1".into());
+    names.split(',').map(|n| &*Box::leak(n.trim().to_string().into_boxed_str())).collect()
+}
+
+fn builds(server: &'static str) -> [Build; 2] {
+    [Build::new(server, "stock"), Build::new(server, "conntls")]
+}
+
+/// The server of the short forms in make test.
+const SHORT_SERVER: &str = "valkey-9.1";
+
+/// What one run on one build came to: a row of its table.
+#[derive(Default)]
+struct Row {
+    build: String,
+    /// The load's requests a second and the worst p99 of its tests (ms).
+    rps: f64,
+    p99_ms: f64,
+    load_errors: usize,
+    /// Lines of the nodes' logs: "bad length"; connections closed after a failed write or
+    /// read; failed accepts (handshakes).
+    bad_length: usize,
+    write_errors: usize,
+    read_errors: usize,
+    accept_errors: usize,
+    /// Nodes that died, assertions and sanitizer reports.
+    crashes: usize,
+    /// The writers' SETs: acknowledged, failed, a second; then lost (or wrong) on read-back.
+    acked: usize,
+    failed: usize,
+    sets_per_s: f64,
+    lost: usize,
+    replica_reads: usize,
+    replica_errors: usize,
+    rotations: usize,
+}
+
+fn count_lines(logs: &str, needle: &str) -> usize {
+    logs.lines().filter(|l| l.contains(needle)).count()
+}
+
+impl Row {
+    /// The writers' counts and read-back (their values of `size` bytes), then what the
+    /// nodes' logs say once the cluster stopped.
+    fn finish(mut self, build: Build, cluster: Cluster, writers: Vec<(String, Child, PathBuf)>, size: usize) -> Row {
+        account(&mut self, build, cluster.nodes[0].port, writers, size);
+        self.count_logs(build, cluster);
+        self
+    }
+
+    /// Stops the cluster and counts what its nodes' logs say.
+    fn count_logs(&mut self, build: Build, mut cluster: Cluster) {
+        let dead = cluster.nodes.iter_mut().map(|n| usize::from(!n.alive())).sum::<usize>();
+        let logs = cluster.stop();
+        self.build = build.to_string();
+        self.bad_length = count_lines(&logs, "bad length");
+        self.write_errors = count_lines(&logs, "Error writing to client");
+        self.read_errors = count_lines(&logs, "Reading from client:");
+        self.accept_errors = count_lines(&logs, "Error accepting a client connection");
+        self.crashes = dead + count_lines(&logs, "ASSERTION FAILED") + count_lines(&logs, "ERROR: AddressSanitizer");
+    }
+
+    /// The asserts of a short run on conntls: nothing crashed, nothing lost, every write
+    /// that failed says why.
+    fn assert_conntls(&self, seed: &str) {
+        assert_eq!(self.crashes, 0, "{seed} {}: crashes", self.build);
+        assert_eq!(self.bad_length, 0, "{seed} {}: bad length", self.build);
+        assert_eq!(self.lost, 0, "{seed} {}: acknowledged writes lost", self.build);
+        assert!(self.acked > 0, "{seed} {}: no write acknowledged", self.build);
+    }
+}
+
+fn table(title: &str, rows: &[Row]) -> String {
+    let mut t = format!(
+        "{title}\n\n| build | load req/s | load p99 ms | load errors | bad length | write errors | read errors | \
+         accept errors | crashes | SETs acked | SETs failed | SET/s | lost | replica reads | replica errors | rotations |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    );
+    for r in rows {
+        t += &format!(
+            "| {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |\n",
+            r.build, r.rps, r.p99_ms, r.load_errors, r.bad_length, r.write_errors, r.read_errors, r.accept_errors,
+            r.crashes, r.acked, r.failed, r.sets_per_s, r.lost, r.replica_reads, r.replica_errors, r.rotations
+        );
+    }
+    t
+}
+
+/// deploy_client (libvalkey) against node `port`: over conntls for a conntls build, over
+/// libvalkey's own TLS for stock.
+fn deploy_client(build: Build, port: u16, mode: &str, args: &[String]) -> Command {
+    let c = certs();
+    let transport = if build.flavour == "stock" { "openssl" } else { "conntls" };
+    let mut cmd = Command::new(client_program("deploy_client", "libvalkey"));
+    cmd.arg(mode)
+        .arg(port.to_string())
+        .args([c.join("ca.crt"), c.join("client.crt"), c.join("client.key")])
+        .arg(transport)
+        .args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn output_of(child: Child) -> String {
+    let out = child.wait_with_output().expect("wait for a client");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The number right before `label` in a client's line ("123 lost").
+fn number_before(text: &str, label: &str) -> f64 {
+    let Some(head) = text.split(label).next().filter(|h| h.len() < text.len()) else { return 0.0 };
+    head.rsplit(|c: char| !c.is_ascii_digit() && c != '.').find(|s| !s.is_empty()).and_then(|n| n.parse().ok()).unwrap_or(0.0)
+}
+
+/// The number right after `label` ("acked 123").
+fn number_after(text: &str, label: &str) -> f64 {
+    let Some(rest) = text.split(label).nth(1) else { return 0.0 };
+    rest.split(|c: char| !c.is_ascii_digit() && c != '.').next().and_then(|n| n.parse().ok()).unwrap_or(0.0)
+}
+
+/// A writer: SETs of `size` bytes at `rate` a second for the window; its acknowledged keys
+/// go to the file `acks`.
+fn writer(build: Build, port: u16, name: &str, window: Window, rate: u32, size: usize) -> (String, Child, PathBuf) {
+    let acks = scratch_dir().join("acks");
+    let args = [name.to_string(), window.seconds.to_string(), "100000000".into(), rate.to_string(), size.to_string(), acks.display().to_string()];
+    (name.to_string(), deploy_client(build, port, "write", &args).spawn().expect("start a writer"), acks)
+}
+
+/// The writers' outputs and the read-back of what they acknowledged, into `row`.
+fn account(row: &mut Row, build: Build, port: u16, writers: Vec<(String, Child, PathBuf)>, size: usize) {
+    for (name, child, acks) in writers {
+        let said = output_of(child);
+        println!("{build}: {}", said.trim());
+        row.acked += number_after(&said, "acked ") as usize;
+        row.failed += number_after(&said, "failed ") as usize;
+        row.sets_per_s += number_before(&said, " SET/s");
+        let verified = output_of(deploy_client(build, port, "verify", &[name, size.to_string(), acks.display().to_string()]).spawn().expect("verify"));
+        println!("{build}: {}", verified.trim());
+        assert!(verified.contains(" acknowledged, "), "{build}: verify: {verified}");
+        row.lost += (number_before(&verified, " lost") + number_before(&verified, " wrong")) as usize;
+    }
+}
+
+/// Rounds of the stock tree's benchmark in cluster mode (`args`) against node `port` until
+/// `deadline` (at least one, at most 1,000): requests a second over all rounds, the worst
+/// p99, and the rounds with an error.
+fn load_rounds(build: Build, port: u16, args: &[&str], deadline: Instant) -> (f64, f64, usize) {
+    let (mut requests, mut seconds, mut p99, mut errors) = (0.0, 0.0, 0.0f64, 0);
+    for _ in 0..1000 {
+        let started = Instant::now();
+        let out = tls_command(&build.stock().binary("benchmark"), port).args(["--cluster", "--csv"]).args(args).output().expect("run the benchmark");
+        let took = started.elapsed().as_secs_f64();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        // "test","rps","avg","min","p50","p95","p99","max" per test.
+        let rows: Vec<Vec<f64>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split("\",\"").map(|f| f.trim_matches('"').parse().unwrap_or(0.0)).collect())
+            .filter(|r: &Vec<f64>| r.len() >= 7)
+            .collect();
+        if !out.status.success() || rows.is_empty() || err.contains("rror") {
+            errors += 1;
+            println!("{build}: benchmark round failed: {text}{err}");
+        }
+        for r in &rows {
+            // Each test's requests took their share of the round.
+            requests += r[1] * took / rows.len() as f64;
+            p99 = p99.max(r[6]);
+        }
+        seconds += took;
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    (requests / seconds.max(1e-9), p99, errors)
+}
+
+/// Seed 000 on `build`: see the file's comment.
+fn seed_000(build: Build, window: Window) -> Row {
+    let cluster = Cluster::start(build, 3, 1, &[]);
+    let port = cluster.nodes[0].port;
+    let writers = vec![writer(build, port, "w000", window, 500, 1024)];
+    let readers: Vec<Child> = cluster
+        .with_role("slave")
+        .into_iter()
+        .map(|i| deploy_client(build, cluster.nodes[i].port, "read-replica", &["w000".into(), window.seconds.to_string()]).spawn().expect("start a reader"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(window.seconds);
+    let (rps, p99, load_errors) = load_rounds(build, port, &["-t", "set,get", "-d", "32768", "-c", "50", "--threads", "2", "-n", "2000", "-r", "10000"], deadline);
+    let mut replica = (0, 0);
+    for reader in readers {
+        let said = output_of(reader);
+        println!("{build}: {}", said.trim());
+        replica.0 += number_after(&said, "served ") as usize;
+        replica.1 += number_after(&said, "errors ") as usize;
+    }
+    Row { rps, p99_ms: p99, load_errors, replica_reads: replica.0, replica_errors: replica.1, ..Row::default() }.finish(build, cluster, writers, 1024)
+}
+
+/// Seed 000 in `make test`: 20 s of load on each build.
+#[test]
+fn seed_000_replicas_serving_reads_under_32_kib_writes() {
+    let _serial = one_at_a_time();
+    let rows: Vec<Row> = builds(SHORT_SERVER).map(|b| seed_000(b, Window::short())).into();
+    println!("{}", table("seed 000 (short form)", &rows));
+    rows[1].assert_conntls("seed 000");
+    assert_eq!(rows[1].load_errors + rows[1].replica_errors, 0, "seed 000 conntls: errors");
+    assert!(rows[1].replica_reads > 0, "seed 000 conntls: the replicas served no read");
+}
+
+/// Installs certificate `name` (server or server2: the same names, another key) as the
+/// pair `slot` in `dir`: cert-SLOT.pem and key-SLOT.pem, each written beside and renamed
+/// into place. Returns the two paths.
+fn install_pair(dir: &std::path::Path, name: &str, slot: usize) -> (String, String) {
+    let mut paths = Vec::new();
+    for (what, ext) in [("cert", "crt"), ("key", "key")] {
+        let path = dir.join(format!("{what}-{slot}.pem"));
+        let next = dir.join(format!("{what}-{slot}.pem.next"));
+        std::fs::copy(certs().join(format!("{name}.{ext}")), &next).expect("copy a certificate");
+        std::fs::rename(&next, &path).expect("rename a certificate into place");
+        paths.push(path.display().to_string());
+    }
+    (paths[0].clone(), paths[1].clone())
+}
+
+/// Seed 001 on `build`: see the file's comment.
+fn seed_001(build: Build, window: Window) -> Row {
+    let live = scratch_dir();
+    let (cert, key) = install_pair(&live, "server", 0);
+    let mut options = vec!["--io-threads", "4", "--tls-cert-file", &cert, "--tls-key-file", &key];
+    if build.server.starts_with("valkey-9") {
+        options.extend(["--tls-auto-reload-interval", "1"]);
+    }
+    let cluster = Cluster::start(build, 3, 1, &options);
+    let port = cluster.nodes[0].port;
+    // Four writers of 1,000 SETs a second each, one round trip at a time: what this
+    // machine sustains of it is the table's SET/s.
+    let writers = ["w001a", "w001b", "w001c", "w001d"].map(|name| writer(build, port, name, window, 1000, 128)).into();
+    let deadline = Instant::now() + Duration::from_secs(window.seconds);
+    let primaries: Vec<u16> = cluster.with_role("master").into_iter().map(|i| cluster.nodes[i].port).collect();
+    let churn = std::thread::spawn(move || {
+        let (mut rounds, mut failures) = (0, 0);
+        while Instant::now() < deadline && rounds < 10_000 {
+            for &p in &primaries {
+                let (code, said) = run_peer(p, &["churn", "150"]);
+                if code != 0 {
+                    failures += 1;
+                    println!("churn on {p}: {said}");
+                }
+            }
+            rounds += 1;
+        }
+        (rounds, failures)
+    });
+    let mut rotations = 0;
+    for round in 1..=100_000usize {
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let (cert, key) = install_pair(&live, if round % 2 == 1 { "server2" } else { "server" }, round % 2);
+        for i in 0..cluster.nodes.len() {
+            let said = cluster.ask(i, &["config", "set", "tls-cert-file", &cert, "tls-key-file", &key]);
+            if said.trim() == "OK" {
+                rotations += 1;
+            } else {
+                println!("{build}: rotation {round} on node {i}: {said}");
+            }
+        }
+    }
+    let (churn_rounds, churn_failures) = churn.join().expect("the churn thread");
+    println!("{build}: {churn_rounds} churn rounds of 150 clients per primary, {churn_failures} ended with a node not answering");
+    Row { load_errors: churn_failures, rotations, ..Row::default() }.finish(build, cluster, writers, 128)
+}
+
+/// Seed 001 in `make test`: 20 s on each build (ASan builds).
+#[test]
+fn seed_001_io_threads_churn_and_rotation() {
+    let _serial = one_at_a_time();
+    let rows: Vec<Row> = builds(SHORT_SERVER).map(|b| seed_001(b, Window::short())).into();
+    println!("{}", table("seed 001 (short form)", &rows));
+    rows[1].assert_conntls("seed 001");
+    assert_eq!(rows[1].load_errors, 0, "seed 001 conntls: a node stopped answering after a churn");
+    assert!(rows[1].rotations > 0, "seed 001 conntls: no rotation applied");
+}
+
+/// `make soak`: seeds 000 and 001 for each seed's own window (SOAK_SECONDS per build,
+/// default 450: 15 minutes a seed) on each of DEPLOY_SERVERS (default valkey-9.1), stock
+/// and conntls; the tables are printed for BENCHMARKS.md.
+#[test]
+#[ignore = "soak: make soak"]
+fn deployments_soak() {
+    let _serial = one_at_a_time();
+    let window = Window::soak();
+    for server in soak_servers() {
+        let rows: Vec<Row> = builds(server).map(|b| seed_000(b, window)).into();
+        println!("{}", table(&format!("seed 000 on {server}, {} s per build", window.seconds), &rows));
+        rows[1].assert_conntls("seed 000");
+        let rows: Vec<Row> = builds(server).map(|b| seed_001(b, window)).into();
+        println!("{}", table(&format!("seed 001 on {server}, {} s per build", window.seconds), &rows));
+        rows[1].assert_conntls("seed 001");
+    }
+    if common::netns::Namespaces::create().is_ok() {
+        for build in builds(SEED_004_SERVER) {
+            println!("{}", seed_004(build, 60));
+        }
+    } else {
+        println!("SKIPPED seed 004: cannot create network namespaces here (needs root and ip netns)");
+    }
+}
+
+/// Seed 004, the 15-minute client outage (the Lettuce report), cluster form: a primary
+/// (with two replicas, so that a write is acknowledged only once WAIT 1 says a replica has
+/// it, before and after the failover) made silent in its network namespace (its link down:
+/// every packet dropped, no RST) while clients write to it; the cluster fails over. The
+/// clients are the same program (deploy_client failover: libvalkey's cluster client) over
+/// conntls (tcp-user-timeout 3 s) and over libvalkey's own TLS with its default settings.
+/// Measured for each: the time from the silence to its first acknowledged write on the new
+/// primary, observed for `window` seconds. Then every acknowledged write is read back.
+fn seed_004(build: Build, window: u64) -> String {
+    use common::cluster::NODE_OPTIONS;
+    use common::netns::{ip, Ended, Namespaces};
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::mpsc;
+
+    let ns = Namespaces::create().expect("create network namespaces");
+    let (sdev, _) = ns.devices();
+    let (server_ns, client_ns) = (ns.server.clone(), ns.client.clone());
+    // Node 0, the primary to silence, alone in the server namespace; the other two
+    // primaries and node 0's replicas beside the clients.
+    let places = [(&server_ns, Namespaces::SERVER_ADDR, 7000u16), (&client_ns, Namespaces::CLIENT_ADDR, 7001), (&client_ns, Namespaces::CLIENT_ADDR, 7002), (&client_ns, Namespaces::CLIENT_ADDR, 7003), (&client_ns, Namespaces::CLIENT_ADDR, 7004)];
+    let nodes: Vec<ServerProcess> = places
+        .iter()
+        .map(|(ns, addr, port)| {
+            let mut args = tls_server_args(*port);
+            args.extend(NODE_OPTIONS.iter().map(|s| s.to_string()));
+            args.extend(["--bind", addr, "--protected-mode", "no"].map(String::from));
+            ServerProcess::start_in_namespace(ns, &build.binary("server"), *port, &args)
+        })
+        .collect();
+    let cli = build.stock().binary("cli");
+    let ask = |i: usize, args: &[&str]| -> String {
+        let (_, addr, port) = places[i];
+        let out = Command::new("ip")
+            .args(["netns", "exec", &client_ns])
+            .arg(&cli)
+            .args(tls_client_args(addr, port))
+            .args(args)
+            .env("ASAN_OPTIONS", "detect_leaks=0")
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).replace('\r', "")).unwrap_or_default()
+    };
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done() {
+            assert!(Instant::now() < deadline, "{build}: seed 004: {what} within 120 s");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    for (i, range) in [(0, ["0", "5460"]), (1, ["5461", "10922"]), (2, ["10923", "16383"])] {
+        assert_eq!(ask(i, &["cluster", "addslotsrange", range[0], range[1]]).trim(), "OK");
+    }
+    for (_, addr, port) in &places[..] {
+        ask(1, &["cluster", "meet", addr, &port.to_string(), &(port + 10000).to_string()]);
+    }
+    until("every node knows the others", &|| (0..5).all(|i| ask(i, &["cluster", "info"]).contains("cluster_known_nodes:5")));
+    let primary = ask(0, &["cluster", "myid"]).trim().to_string();
+    for i in [3, 4] {
+        until("a replica takes its primary", &|| ask(i, &["cluster", "replicate", &primary]).trim() == "OK");
+    }
+    until("the cluster is up with both replicas linked", &|| {
+        (0..5).all(|i| ask(i, &["cluster", "info"]).contains("cluster_state:ok"))
+            && [3, 4].iter().all(|&i| ask(i, &["info", "replication"]).contains("master_link_status:up"))
+    });
+    // A hash tag whose slot node 0 serves.
+    let tag = (0..100).map(|n| format!("t{n}")).find(|t| ask(1, &["cluster", "keyslot", &format!("{{{t}}}")]).trim().parse::<u32>().is_ok_and(|s| s <= 5460)).expect("a tag in node 0's slots");
+
+    let c = certs();
+    let mut clients = Vec::new();
+    for transport in ["conntls", "openssl"] {
+        let acks = scratch_dir().join("acks");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &client_ns])
+            .arg(client_program("deploy_client", "libvalkey"))
+            .args(["failover", "7001"])
+            .args([c.join("ca.crt"), c.join("client.crt"), c.join("client.key")])
+            // It writes on for the window, less a little: its last line comes in it.
+            .args([transport, transport, &tag, &window.saturating_sub(3).to_string(), "3000"])
+            .arg(&acks)
+            .env("DEPLOY_HOST", Namespaces::CLIENT_ADDR)
+            .env_remove("LD_LIBRARY_PATH")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start a failover client");
+        let (tx, lines) = mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        std::thread::spawn(move || stdout.lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+        let first = lines.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        assert_eq!(first, "connected", "{build}: the {transport} client did not connect");
+        clients.push((transport, Ended(child), lines, acks));
+    }
+    ip(&["-n", &server_ns, "link", "set", &sdev, "down"]).expect("silence the primary");
+    let silence = Instant::now();
+    for (_, Ended(child), _, _) in clients.iter_mut() {
+        writeln!(child.stdin.as_mut().expect("stdin"), "go").expect("tell the client");
+    }
+    until("a replica is promoted", &|| [3, 4].iter().any(|&i| ask(i, &["info", "replication"]).contains("role:master")));
+    let failover_s = silence.elapsed().as_secs_f64();
+    let mut report = format!("seed 004 on {build}: a replica was promoted {failover_s:.1} s after the silence\n\n| client | first acknowledged write after the silence | acknowledged | lost |\n|---|---|---|---|\n");
+    let deadline = silence + Duration::from_secs(window);
+    for (transport, mut child, lines, acks) in clients {
+        // What it says until the window ends (a client that recovered writes on till then).
+        let said: Vec<String> = std::iter::from_fn(|| lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()).collect();
+        println!("{build}, the client over {transport}: {}", said.join("; "));
+        let recovered = said.iter().find(|l| l.starts_with("recovered after"));
+        let recovered_s: Option<f64> = recovered.and_then(|l| l.split_whitespace().nth(2)).and_then(|n| n.parse().ok());
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+        let verify = Command::new("ip")
+            .args(["netns", "exec", &client_ns])
+            .arg(client_program("deploy_client", "libvalkey"))
+            .args(["verify", "7001"])
+            .args([c.join("ca.crt"), c.join("client.crt"), c.join("client.key")])
+            .args(["conntls", &format!("{{{tag}}}:{transport}"), "64"])
+            .arg(&acks)
+            .env("DEPLOY_HOST", Namespaces::CLIENT_ADDR)
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .expect("verify");
+        let verified = String::from_utf8_lossy(&verify.stdout).into_owned();
+        assert!(verified.contains(" acknowledged, "), "{build}: verify: {verified}");
+        let (acked, lost) = (number_before(&verified, " acknowledged"), number_before(&verified, " lost") + number_before(&verified, " wrong"));
+        let when = recovered_s.map_or(format!("none: still stuck at {window} s"), |s| format!("{s:.1} s"));
+        report += &format!("| libvalkey cluster client over {} | {when} | {acked} | {lost} |\n", if transport == "conntls" { "conntls (tcp-user-timeout 3 s)" } else { "its own TLS, defaults" });
+        if transport == "conntls" {
+            // Within the user timeout plus the failover, with a wide margin for a slow machine.
+            let bound = 3.0 + failover_s + 20.0;
+            assert!(recovered_s.is_some_and(|s| s <= bound), "{build}: over conntls: {when} (bound {bound:.1} s)\n{report}");
+            assert_eq!(lost, 0.0, "{build}: acknowledged writes lost over conntls\n{report}");
+        } else {
+            // The trigger still bites: over its own TLS with its defaults the client is
+            // still writing into the silence (it would for ~15 minutes of retransmits).
+            assert!(recovered_s.is_none(), "{build}: over libvalkey's own TLS the client recovered: the comparison shows nothing\n{report}");
+        }
+    }
+    drop(nodes);
+    drop(ns);
+    report
+}
+
+/// The server of seed 004 (the issue's: Valkey 8.1.1).
+const SEED_004_SERVER: &str = "valkey-8.1.1";
+
+/// Seed 004 in `make test` (needs root for the namespaces; skipped, saying so, without):
+/// Valkey 8.1.1 on conntls, observed for 30 s; make soak runs it on stock and conntls
+/// servers for 60 s.
+#[test]
+fn black_hole_failover_seed_004() {
+    let _serial = one_at_a_time();
+    println!("{}", seed_004(Build::new(SEED_004_SERVER, "conntls"), 30));
+}
