@@ -390,7 +390,10 @@ fn seed_004(build: Build, window: u64) -> String {
         .map(|(ns, addr, port)| {
             let mut args = tls_server_args(*port);
             args.extend(NODE_OPTIONS.iter().map(|s| s.to_string()));
-            args.extend(["--bind", addr, "--protected-mode", "no"].map(String::from));
+            // Node 0's second replica stays its own: the other primaries have none, and
+            // replica migration would move it to one of them (then WAIT 1 on the
+            // promoted replica never succeeds).
+            args.extend(["--bind", addr, "--protected-mode", "no", "--cluster-allow-replica-migration", "no"].map(String::from));
             ServerProcess::start_in_namespace(ns, &build.binary("server"), *port, &args)
         })
         .collect();
