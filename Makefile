@@ -90,7 +90,9 @@ check: build header-tool
 	$(CARGO) test --release --no-fail-fast --lib $$(printf -- '--test %s ' $$tests) -- --skip black_hole
 
 # The long runs, left out of make test (#[ignore = "soak: ..."] tests): whole upstream
-# suites on the conntls servers. Results go in the READMEs of contrib/.
+# suites on the conntls servers, and the deployments' seeds for their own windows
+# (SOAK_SECONDS per build, DEPLOY_SERVERS: tests/deployments.rs). Results go in the
+# READMEs of contrib/ and BENCHMARKS.md.
 soak: build header-tool
 	$(CARGO) test --release --no-fail-fast -- --ignored
 
