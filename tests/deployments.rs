@@ -113,8 +113,8 @@ impl Row {
         self.crashes = dead + count_lines(&logs, "ASSERTION FAILED") + count_lines(&logs, "ERROR: AddressSanitizer");
     }
 
-    /// The asserts of a short run on conntls: nothing crashed, nothing lost, every write
-    /// that failed says why.
+    /// The asserts of a run on conntls: no node crashed, no "bad length", writes were
+    /// acknowledged and none of them was lost.
     fn assert_conntls(&self, seed: &str) {
         assert_eq!(self.crashes, 0, "{seed} {}: crashes", self.build);
         assert_eq!(self.bad_length, 0, "{seed} {}: bad length", self.build);
