@@ -28,6 +28,9 @@
 #define REPLY_STRING REDIS_REPLY_STRING
 #define REPLY_STATUS REDIS_REPLY_STATUS
 #define REPLY_ERROR REDIS_REPLY_ERROR
+#define REPLY_INTEGER REDIS_REPLY_INTEGER
+#define REPLY_ARRAY REDIS_REPLY_ARRAY
+#define REPLY_NIL REDIS_REPLY_NIL
 #define FREE_REPLY freeReplyObject
 static int initiate_openssl(Context *c, const char *ca, const char *cert, const char *key) {
     redisSSLContextError e;
@@ -60,6 +63,9 @@ static int initiate_openssl(Context *c, const char *ca, const char *cert, const 
 #define REPLY_STRING VALKEY_REPLY_STRING
 #define REPLY_STATUS VALKEY_REPLY_STATUS
 #define REPLY_ERROR VALKEY_REPLY_ERROR
+#define REPLY_INTEGER VALKEY_REPLY_INTEGER
+#define REPLY_ARRAY VALKEY_REPLY_ARRAY
+#define REPLY_NIL VALKEY_REPLY_NIL
 #define FREE_REPLY freeReplyObject
 static int initiate_openssl(Context *c, const char *ca, const char *cert, const char *key) {
     valkeyTLSContextError e;

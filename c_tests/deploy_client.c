@@ -1,8 +1,9 @@
 /* deploy_client MODE PORT CA CERT KEY TRANSPORT [ARGS]
- * The client of tests/deployments.rs: libvalkey 0.5.0's cluster context (or, for reads, a
- * plain context) against the TLS cluster node on 127.0.0.1:PORT, mutual TLS with
- * CERT/KEY signed by CA, over TRANSPORT: conntls (contrib/libvalkey's transport) or
- * openssl (libvalkey's own TLS, its default settings). One mode per run:
+ * The client of tests/deployments.rs, built against libvalkey 0.5.0 (-DCLIENT_VALKEY: its
+ * cluster client, or a plain context) or hiredis 1.2.0 (-DCLIENT_HIREDIS: failover-plain
+ * only), against the TLS cluster node on 127.0.0.1:PORT, mutual TLS with CERT/KEY signed
+ * by CA, over TRANSPORT: conntls (contrib/libvalkey's or contrib/hiredis's transport) or
+ * openssl (the library's own TLS, its default settings). One mode per run:
  *   write NAME SECONDS MAX RATE SIZE ACKS
  *       SETs NAME:0, NAME:1 ... (at most MAX keys, at most RATE a second, 0 for no limit,
  *       for at most SECONDS) of SIZE-byte values that name their key; every key the
@@ -21,6 +22,9 @@
  *       stdin (the test silences the primary meanwhile) and writes on for SECONDS,
  *       printing "recovered after S s" at the first write acknowledged after that line;
  *       after a failed command the slot map is fetched again, as an application does
+ *   failover-plain NAME TAG SECONDS USER_TIMEOUT_MS ACKS
+ *       The same through a plain context to the primary of TAG's slot, looked up in the
+ *       first node's CLUSTER SLOTS, and looked up again after a failed SET
  * The cluster's first node is DEPLOY_HOST (an environment variable; 127.0.0.1 by default).
  * Prints one line of counts; exit 0 when the mode's counts hold (write: always; verify:
  * nothing lost; read-replica: something served, no error), 1 otherwise, 2 on bad set-up. */
@@ -61,6 +65,7 @@ static conn_tls_ctx *conntls_ctx(void) {
     return ctx;
 }
 
+#ifdef CLIENT_VALKEY
 static valkeyClusterContext *cluster_connect(void) {
     static char nodes[64];
     const char *host = getenv("DEPLOY_HOST");
@@ -87,6 +92,7 @@ static valkeyClusterContext *cluster_connect(void) {
     }
     return cc;
 }
+#endif
 
 /* Key `i` of writer `name`, and its value: the key, then a pattern that depends on i. */
 static void key_of(char *k, size_t klen, const char *name, long i) {
@@ -98,6 +104,7 @@ static void value_of(char *v, size_t size, const char *k, long i) {
     memcpy(v, k, strlen(k) < size ? strlen(k) : size);
 }
 
+#ifdef CLIENT_VALKEY /* libvalkey's cluster client */
 static int write_keys(const char *name, double seconds, long max, double rate, size_t size, const char *acks_path) {
     FILE *acks = fopen(acks_path, "a");
     if (!acks) return 2;
@@ -193,26 +200,30 @@ static int read_replica(const char *name, double seconds) {
     conn_tls_ctx_free(ctx);
     return served == 0 || errors > 0;
 }
+#endif
 
-static int failover(const char *name, const char *tag, double seconds, const char *acks_path) {
+/* ---- failover: one loop, over a cluster context or over a plain context ---- */
+
+/* A writer's step: SET k to v, then WAIT 1 2000 on the key's primary. Returns 1 when a
+ * replica has it, 0 when set but not replicated, -1 when the SET failed (why, in err):
+ * the writer has then prepared its next try (a fresh slot map, a new connection). */
+typedef struct {
+    int (*write)(void *self, const char *k, const char *v, size_t n, char *err, size_t errlen);
+    void *self;
+} writer;
+
+static int failover(writer w, const char *name, const char *tag, double seconds, const char *acks_path) {
     FILE *acks = fopen(acks_path, "a");
     if (!acks) return 2;
-    valkeyClusterContext *cc = cluster_connect();
-    char v[64], k[160], prefix[128], first_error[256] = "";
+    char v[64], k[160], prefix[128], first_error[256] = "", err[256];
     snprintf(prefix, sizeof prefix, "{%s}:%s", tag, name); /* verify takes it as NAME */
     long acked = 0, failed = 0, unreplicated = 0;
     double went = 0, recovered = -1, end = 0;
     for (long i = 0; !went || now_s() < end; i++) {
         key_of(k, sizeof k, prefix, i);
         value_of(v, sizeof v, k, i);
-        valkeyReply *r = valkeyClusterCommand(cc, "SET %s %b", k, v, sizeof v);
-        int ok = r && r->type == VALKEY_REPLY_STATUS;
-        if (r) freeReplyObject(r);
-        valkeyClusterNode *node = ok ? valkeyClusterGetNodeByKey(cc, k) : NULL;
-        r = node ? valkeyClusterCommandToNode(cc, node, "WAIT 1 2000") : NULL;
-        int replicated = r && r->type == VALKEY_REPLY_INTEGER && r->integer >= 1;
-        if (r) freeReplyObject(r);
-        if (replicated) {
+        int written = w.write(w.self, k, v, sizeof v, err, sizeof err);
+        if (written == 1) {
             fprintf(acks, "%ld\n", i);
             fflush(acks);
             acked++;
@@ -229,20 +240,108 @@ static int failover(const char *name, const char *tag, double seconds, const cha
                 printf("recovered after %.1f s\n", recovered);
                 fflush(stdout);
             }
-        } else if (ok) {
+        } else if (written == 0) {
             unreplicated++;
         } else {
-            if (!failed) snprintf(first_error, sizeof first_error, "%s", cc->errstr[0] ? cc->errstr : "error reply");
+            if (!failed) snprintf(first_error, sizeof first_error, "%s", err);
             failed++;
-            sleep_s(0.1);
-            valkeyClusterUpdateSlotmap(cc); /* the primary may have moved */
+            sleep_s(0.1); /* a failing cluster is not hammered */
         }
     }
     printf("failover %s over %s: acked %ld, failed %ld, not replicated %ld%s%s\n", name, transport, acked, failed,
            unreplicated, failed ? "; first error: " : "", first_error);
     fclose(acks);
-    valkeyClusterFree(cc);
     return 0;
+}
+
+#ifdef CLIENT_VALKEY
+/* Through libvalkey's cluster client; after a failed SET the slot map is fetched again
+ * (the primary may have moved), as an application does. */
+static int cluster_write(void *self, const char *k, const char *v, size_t n, char *err, size_t errlen) {
+    valkeyClusterContext *cc = self;
+    valkeyReply *r = valkeyClusterCommand(cc, "SET %s %b", k, v, n);
+    int ok = r && r->type == VALKEY_REPLY_STATUS;
+    if (!ok) snprintf(err, errlen, "%s", r ? r->str : cc->errstr);
+    if (r) freeReplyObject(r);
+    if (!ok) {
+        valkeyClusterUpdateSlotmap(cc);
+        return -1;
+    }
+    valkeyClusterNode *node = valkeyClusterGetNodeByKey(cc, (char *)k);
+    r = node ? valkeyClusterCommandToNode(cc, node, "WAIT 1 2000") : NULL;
+    int replicated = r && r->type == VALKEY_REPLY_INTEGER && r->integer >= 1;
+    if (r) freeReplyObject(r);
+    return replicated;
+}
+#endif
+
+/* A blocking context on TRANSPORT to host:port (no command timeout, as a program that
+ * sets none), or NULL. */
+static Context *connect_tls(const char *host, int port) {
+    static conn_tls_ctx *ctx;
+    struct timeval tv = {.tv_sec = 10};
+    Context *c = CONNECT(host, port, tv);
+    if (!c || c->err) {
+        if (c) FREE(c);
+        return NULL;
+    }
+    if (!strcmp(transport, "conntls") && !ctx) ctx = conntls_ctx();
+    if ((ctx ? INITIATE_CONNTLS(c, ctx, NULL) : initiate_openssl(c, ca, cert, key)) != ST_OK) {
+        FREE(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The primary of {tag}'s slot, as the first node (DEPLOY_HOST:PORT) names it in CLUSTER
+ * SLOTS, connected; NULL when none answers. */
+static Context *primary_for(const char *tag) {
+    const char *host = getenv("DEPLOY_HOST");
+    Context *seed = connect_tls(host ? host : "127.0.0.1", atoi(port_s));
+    if (!seed) return NULL;
+    Reply *r = COMMAND(seed, "CLUSTER KEYSLOT {%s}", tag);
+    long long slot = r && r->type == REPLY_INTEGER ? r->integer : -1;
+    if (r) FREE_REPLY(r);
+    r = slot >= 0 ? COMMAND(seed, "CLUSTER SLOTS") : NULL;
+    Context *c = NULL;
+    for (size_t i = 0; r && r->type == REPLY_ARRAY && i < r->elements && !c; i++) {
+        Reply *range = r->element[i]; /* first slot, last slot, [host, port, id...] of the primary */
+        if (range->elements >= 3 && range->element[0]->integer <= slot && slot <= range->element[1]->integer &&
+            range->element[2]->elements >= 2)
+            c = connect_tls(range->element[2]->element[0]->str, (int)range->element[2]->element[1]->integer);
+    }
+    if (r) FREE_REPLY(r);
+    FREE(seed);
+    return c;
+}
+
+/* Through a plain context to the primary it looked up; after a failed SET the context is
+ * dropped and the primary looked up again. */
+typedef struct {
+    Context *c;
+    const char *tag;
+} plain_writer;
+
+static int plain_write(void *self, const char *k, const char *v, size_t n, char *err, size_t errlen) {
+    plain_writer *p = self;
+    if (!p->c) p->c = primary_for(p->tag);
+    if (!p->c) {
+        snprintf(err, errlen, "no primary answered");
+        return -1;
+    }
+    Reply *r = COMMAND(p->c, "SET %s %b", k, v, n);
+    int ok = r && r->type == REPLY_STATUS;
+    if (!ok) snprintf(err, errlen, "%s", r ? r->str : p->c->errstr);
+    if (r) FREE_REPLY(r);
+    if (!ok) {
+        FREE(p->c);
+        p->c = NULL;
+        return -1;
+    }
+    r = COMMAND(p->c, "WAIT 1 2000");
+    int replicated = r && r->type == REPLY_INTEGER && r->integer >= 1;
+    if (r) FREE_REPLY(r);
+    return replicated;
 }
 
 int main(int argc, char **argv) {
@@ -252,13 +351,22 @@ int main(int argc, char **argv) {
     }
     const char *mode = argv[1];
     port_s = argv[2], ca = argv[3], cert = argv[4], key = argv[5], transport = argv[6];
+#ifdef CLIENT_VALKEY
     if (!strcmp(mode, "write") && argc == 13)
         return write_keys(argv[7], atof(argv[8]), atol(argv[9]), atof(argv[10]), (size_t)atol(argv[11]), argv[12]);
     if (!strcmp(mode, "verify") && argc == 10) return verify(argv[7], (size_t)atol(argv[8]), argv[9]);
     if (!strcmp(mode, "read-replica") && argc == 9) return read_replica(argv[7], atof(argv[8]));
     if (!strcmp(mode, "failover") && argc == 12) {
         user_timeout_ms = argv[10];
-        return failover(argv[7], argv[8], atof(argv[9]), argv[11]);
+        writer w = {cluster_write, cluster_connect()};
+        return failover(w, argv[7], argv[8], atof(argv[9]), argv[11]);
+    }
+#endif
+    if (!strcmp(mode, "failover-plain") && argc == 12) {
+        user_timeout_ms = argv[10];
+        plain_writer p = {NULL, argv[8]};
+        writer w = {plain_write, &p};
+        return failover(w, argv[7], argv[8], atof(argv[9]), argv[11]);
     }
     fprintf(stderr, "deploy_client: bad arguments\n");
     return 2;

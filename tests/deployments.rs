@@ -437,15 +437,19 @@ fn seed_004(build: Build, window: u64) -> String {
 
     let c = certs();
     let mut clients = Vec::new();
-    for transport in ["conntls", "openssl"] {
+    // libvalkey's cluster client, and hiredis's and libvalkey's plain contexts (which look
+    // the primary up themselves), each over conntls and over its library's own TLS.
+    let kinds = [("libvalkey", "failover", "libvalkey cluster client"), ("libvalkey", "failover-plain", "libvalkey plain context"), ("hiredis", "failover-plain", "hiredis plain context")];
+    for ((library, mode, what), transport) in kinds.iter().flat_map(|k| [(k, "conntls"), (k, "openssl")]) {
         let acks = scratch_dir().join("acks");
+        let name = format!("{library}-{mode}-{transport}");
         let mut child = Command::new("ip")
             .args(["netns", "exec", &client_ns])
-            .arg(client_program("deploy_client", "libvalkey"))
-            .args(["failover", "7001"])
+            .arg(client_program("deploy_client", library))
+            .args([*mode, "7001"])
             .args([c.join("ca.crt"), c.join("client.crt"), c.join("client.key")])
             // It writes on for the window, less a little: its last line comes in it.
-            .args([transport, transport, &tag, &window.saturating_sub(3).to_string(), "3000"])
+            .args([transport, &name, &tag, &window.saturating_sub(3).to_string(), "3000"])
             .arg(&acks)
             .env("DEPLOY_HOST", Namespaces::CLIENT_ADDR)
             .env_remove("LD_LIBRARY_PATH")
@@ -457,22 +461,22 @@ fn seed_004(build: Build, window: u64) -> String {
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
         std::thread::spawn(move || stdout.lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
         let first = lines.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-        assert_eq!(first, "connected", "{build}: the {transport} client did not connect");
-        clients.push((transport, Ended(child), lines, acks));
+        assert_eq!(first, "connected", "{build}: the {what} over {transport} did not connect");
+        clients.push((*what, transport, name, Ended(child), lines, acks));
     }
     ip(&["-n", &server_ns, "link", "set", &sdev, "down"]).expect("silence the primary");
     let silence = Instant::now();
-    for (_, Ended(child), _, _) in clients.iter_mut() {
+    for (_, _, _, Ended(child), _, _) in clients.iter_mut() {
         writeln!(child.stdin.as_mut().expect("stdin"), "go").expect("tell the client");
     }
     until("a replica is promoted", &|| [3, 4].iter().any(|&i| ask(i, &["info", "replication"]).contains("role:master")));
     let failover_s = silence.elapsed().as_secs_f64();
     let mut report = format!("seed 004 on {build}: a replica was promoted {failover_s:.1} s after the silence\n\n| client | first acknowledged write after the silence | acknowledged | lost |\n|---|---|---|---|\n");
     let deadline = silence + Duration::from_secs(window);
-    for (transport, mut child, lines, acks) in clients {
+    for (what, transport, name, mut child, lines, acks) in clients {
         // What it says until the window ends (a client that recovered writes on till then).
         let said: Vec<String> = std::iter::from_fn(|| lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()).collect();
-        println!("{build}, the client over {transport}: {}", said.join("; "));
+        println!("{build}, the {what} over {transport}: {}", said.join("; "));
         let recovered = said.iter().find(|l| l.starts_with("recovered after"));
         let recovered_s: Option<f64> = recovered.and_then(|l| l.split_whitespace().nth(2)).and_then(|n| n.parse().ok());
         let _ = child.0.kill();
@@ -482,7 +486,7 @@ fn seed_004(build: Build, window: u64) -> String {
             .arg(client_program("deploy_client", "libvalkey"))
             .args(["verify", "7001"])
             .args([c.join("ca.crt"), c.join("client.crt"), c.join("client.key")])
-            .args(["conntls", &format!("{{{tag}}}:{transport}"), "64"])
+            .args(["conntls", &format!("{{{tag}}}:{name}"), "64"])
             .arg(&acks)
             .env("DEPLOY_HOST", Namespaces::CLIENT_ADDR)
             .env_remove("LD_LIBRARY_PATH")
@@ -492,16 +496,16 @@ fn seed_004(build: Build, window: u64) -> String {
         assert!(verified.contains(" acknowledged, "), "{build}: verify: {verified}");
         let (acked, lost) = (number_before(&verified, " acknowledged"), number_before(&verified, " lost") + number_before(&verified, " wrong"));
         let when = recovered_s.map_or(format!("none: still stuck at {window} s"), |s| format!("{s:.1} s"));
-        report += &format!("| libvalkey cluster client over {} | {when} | {acked} | {lost} |\n", if transport == "conntls" { "conntls (tcp-user-timeout 3 s)" } else { "its own TLS, defaults" });
+        report += &format!("| {what} over {} | {when} | {acked} | {lost} |\n", if transport == "conntls" { "conntls (tcp-user-timeout 3 s)" } else { "its own TLS, defaults" });
         if transport == "conntls" {
             // Within the user timeout plus the failover, with a wide margin for a slow machine.
             let bound = 3.0 + failover_s + 20.0;
-            assert!(recovered_s.is_some_and(|s| s <= bound), "{build}: over conntls: {when} (bound {bound:.1} s)\n{report}");
-            assert_eq!(lost, 0.0, "{build}: acknowledged writes lost over conntls\n{report}");
+            assert!(recovered_s.is_some_and(|s| s <= bound), "{build}: the {what} over conntls: {when} (bound {bound:.1} s)\n{report}");
+            assert_eq!(lost, 0.0, "{build}: acknowledged writes lost by the {what} over conntls\n{report}");
         } else {
             // The trigger still bites: over its own TLS with its defaults the client is
             // still writing into the silence (it would for ~15 minutes of retransmits).
-            assert!(recovered_s.is_none(), "{build}: over libvalkey's own TLS the client recovered: the comparison shows nothing\n{report}");
+            assert!(recovered_s.is_none(), "{build}: the {what} over its own TLS recovered: the comparison shows nothing\n{report}");
         }
     }
     drop(nodes);
