@@ -6,24 +6,9 @@ use common::*;
 
 use std::process::Command;
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
-
 #[test]
 fn python_binding_tests() {
-    let venv = root().join("target/py-venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    }
-    let pip = |args: &[&str]| run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(args));
-    pip(&[&format!("{}[test]", root().join("bindings/python").display())]);
-    // Reinstalled every run, so the tests see this tree's package, not an older one.
-    pip(&["--force-reinstall", "--no-deps", &root().join("bindings/python").display().to_string()]);
+    let python = python_with_binding();
     let out = Command::new(&python)
         .args(["-m", "pytest", "-q", "-rs", "-s", "-p", "no:cacheprovider"])
         .arg(root().join("bindings/python/tests"))

@@ -240,3 +240,23 @@ macro_rules! c_test_in_every_build {
         }
     };
 }
+
+/// The Python of target/py-venv with this tree's binding installed (`pip install
+/// ./bindings/python[test]`: cffi, pytest and redis-py from PyPI, once), reinstalled on each
+/// call so that it is this tree's package, not an older one. Its programs find the library
+/// through CONNTLS_LIBRARY (lib_dir's libconntls.so.0).
+pub fn python_with_binding() -> PathBuf {
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        assert!(out.status.success(), "{cmd:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    };
+    let venv = root().join("target/py-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    }
+    let pip = |args: &[&str]| run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(args));
+    pip(&[&format!("{}[test]", root().join("bindings/python").display())]);
+    pip(&["--force-reinstall", "--no-deps", &root().join("bindings/python").display().to_string()]);
+    python
+}
