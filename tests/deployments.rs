@@ -139,21 +139,30 @@ fn table(title: &str, rows: &[Row]) -> String {
     t
 }
 
+/// The test CA and client certificate and key, as the client programs take them.
+fn client_certificates() -> [PathBuf; 3] {
+    let c = certs();
+    [c.join("ca.crt"), c.join("client.crt"), c.join("client.key")]
+}
+
+/// Appends deploy_client's leading arguments to `cmd` (the program, or `ip netns exec` and
+/// the program): MODE PORT CA CERT KEY TRANSPORT.
+fn deploy_arguments<'a>(cmd: &'a mut Command, mode: &str, port: u16, transport: &str) -> &'a mut Command {
+    cmd.arg(mode).arg(port.to_string()).args(client_certificates()).arg(transport).env_remove("LD_LIBRARY_PATH")
+}
+
 /// deploy_client (libvalkey) against node `port`: over conntls for a conntls build, over
 /// libvalkey's own TLS for stock.
 fn deploy_client(build: Build, port: u16, mode: &str, args: &[String]) -> Command {
-    let c = certs();
     let transport = if build.flavour == "stock" { "openssl" } else { "conntls" };
     let mut cmd = Command::new(client_program("deploy_client", "libvalkey"));
-    cmd.arg(mode)
-        .arg(port.to_string())
-        .args([c.join("ca.crt"), c.join("client.crt"), c.join("client.key")])
-        .arg(transport)
-        .args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    deploy_arguments(&mut cmd, mode, port, transport).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
+}
+
+/// What `deploy_client verify` found missing or wrong.
+fn lost_in(verified: &str) -> f64 {
+    number_before(verified, " lost") + number_before(verified, " wrong")
 }
 
 fn output_of(child: Child) -> String {
@@ -192,7 +201,7 @@ fn account(row: &mut Row, build: Build, port: u16, writers: Vec<(String, Child, 
         let verified = output_of(deploy_client(build, port, "verify", &[name, size.to_string(), acks.display().to_string()]).spawn().expect("verify"));
         println!("{build}: {}", verified.trim());
         assert!(verified.contains(" acknowledged, "), "{build}: verify: {verified}");
-        row.lost += (number_before(&verified, " lost") + number_before(&verified, " wrong")) as usize;
+        row.lost += lost_in(&verified) as usize;
     }
 }
 
@@ -437,7 +446,6 @@ fn seed_004(build: Build, window: u64) -> String {
     // A hash tag whose slot node 0 serves.
     let tag = (0..100).map(|n| format!("t{n}")).find(|t| ask(1, &["cluster", "keyslot", &format!("{{{t}}}")]).trim().parse::<u32>().is_ok_and(|s| s <= 5460)).expect("a tag in node 0's slots");
 
-    let c = certs();
     let mut clients = Vec::new();
     // libvalkey's cluster client, and hiredis's and libvalkey's plain contexts (which look
     // the primary up themselves), each over conntls and over its library's own TLS.
@@ -454,11 +462,10 @@ fn seed_004(build: Build, window: u64) -> String {
         child.args(["netns", "exec", &client_ns]);
         if *library == "python" {
             child.arg(&python).arg(root().join("tests/deploy_client.py")).args([&name, &tag, &seconds, "3000"]).arg(&acks);
-            child.args([transport, Namespaces::CLIENT_ADDR, "7001"]).args([c.join("ca.crt"), c.join("client.crt"), c.join("client.key")]);
+            child.args([transport, Namespaces::CLIENT_ADDR, "7001"]).args(client_certificates());
         } else {
-            child.arg(client_program("deploy_client", library)).args([*mode, "7001"]);
-            child.args([c.join("ca.crt"), c.join("client.crt"), c.join("client.key")]);
-            child.args([transport, &name, &tag, &seconds, "3000"]).arg(&acks);
+            deploy_arguments(child.arg(client_program("deploy_client", library)), mode, 7001, transport);
+            child.args([&name, &tag, &seconds, "3000"]).arg(&acks);
         }
         let mut child = child
             .env("DEPLOY_HOST", Namespaces::CLIENT_ADDR)
@@ -492,20 +499,17 @@ fn seed_004(build: Build, window: u64) -> String {
         let recovered_s: Option<f64> = recovered.and_then(|l| l.split_whitespace().nth(2)).and_then(|n| n.parse().ok());
         let _ = child.0.kill();
         let _ = child.0.wait();
-        let verify = Command::new("ip")
-            .args(["netns", "exec", &client_ns])
-            .arg(client_program("deploy_client", "libvalkey"))
-            .args(["verify", "7001"])
-            .args([c.join("ca.crt"), c.join("client.crt"), c.join("client.key")])
-            .args(["conntls", &format!("{{{tag}}}:{name}"), "64"])
+        let mut verify = Command::new("ip");
+        verify.args(["netns", "exec", &client_ns]).arg(client_program("deploy_client", "libvalkey"));
+        let verify = deploy_arguments(&mut verify, "verify", 7001, "conntls")
+            .args([&format!("{{{tag}}}:{name}"), "64"])
             .arg(&acks)
             .env("DEPLOY_HOST", Namespaces::CLIENT_ADDR)
-            .env_remove("LD_LIBRARY_PATH")
             .output()
             .expect("verify");
         let verified = String::from_utf8_lossy(&verify.stdout).into_owned();
         assert!(verified.contains(" acknowledged, "), "{build}: verify: {verified}");
-        let (acked, lost) = (number_before(&verified, " acknowledged"), number_before(&verified, " lost") + number_before(&verified, " wrong"));
+        let (acked, lost) = (number_before(&verified, " acknowledged"), lost_in(&verified));
         let when = recovered_s.map_or(format!("none: still stuck at {window} s"), |s| format!("{s:.1} s"));
         report += &format!("| {what} over {} | {when} | {acked} | {lost} |\n", if transport == "conntls" { "conntls (tcp-user-timeout 3 s)" } else { "its own TLS, defaults" });
         if transport == "conntls" {
