@@ -45,11 +45,14 @@ declare -A package=(
   [redis-8.0.2]="redis 5:8.0.2-3+deb13u3 --tar-only"
   [valkey-8.1.1]="valkey 8.1.1+dfsg1-3+deb13u3 --tar-only"
   [valkey-9.1]="valkey 9.1.x"
+  [memcached-1.6.18]="memcached 1.6.18-1+deb12u1"
+  [memcached-1.6.38]="memcached 1.6.38-1 --tar-only"
 )
 declare -A flavours=(
   [redis-7.0.15]="stock conntls" [redis-8.0.2]="stock conntls"
   [valkey-8.1.1]="stock conntls module conntls-module"
   [valkey-9.1]="stock conntls module conntls-module"
+  [memcached-1.6.18]="stock conntls" [memcached-1.6.38]="stock conntls"
 )
 # Debian's 7.0.15 tree builds only with the system's jemalloc, as debian/rules builds it:
 # its USE_SYSTEM_JEMALLOC patch tests `#if USE_SYSTEM_JEMALLOC == yes`, true when the
@@ -59,7 +62,7 @@ declare -A server_flags=([redis-7.0.15]="USE_SYSTEM_JEMALLOC=yes")
 # What a distribution's build sets from its changelog; any fixed date does here.
 source_date_epoch=1735689600
 servers=("$@")
-[ ${#servers[@]} -gt 0 ] || servers=(redis-7.0.15 redis-8.0.2 valkey-8.1.1 valkey-9.1)
+[ ${#servers[@]} -gt 0 ] || servers=(redis-7.0.15 redis-8.0.2 valkey-8.1.1 valkey-9.1 memcached-1.6.18 memcached-1.6.38)
 
 [ -f "$top/target/release/libconntls.so.0" ] || { echo "servers: run make first" >&2; exit 1; }
 no_git=$top/target/no-git
@@ -83,7 +86,7 @@ source_tree() {
       echo "${got%/}" | sed "s/^$name-//" > "$src/version"
       mv "$src/${got%/}" "$src/$s"
     fi
-    [ -d "$src/$s/src" ] || { echo "servers: no tree $s in $src" >&2; exit 1; }
+    [ -f "$src/$s/Makefile.in" ] || [ -d "$src/$s/src" ] || { echo "servers: no tree $s in $src" >&2; exit 1; }
     touch "$src/tree.ok"
   fi
   echo "$src/$s"
@@ -167,11 +170,59 @@ build() {
   echo "$dest"
 }
 
+# memcached: autotools. Each tree is configured and built from clean when its settings or
+# patch change (about a minute; no derived copies): stock is Debian's tree with
+# `--enable-tls`; conntls is the same with contrib/memcached/tls.{c,h} in place of
+# memcached's, the version's patch applied, and linked with libconntls.
+build_memcached() {
+  local s=$1 flavour=$2 tree=$3 dest=$root/$1/$2
+  local flags=(--enable-tls) patch=
+  if [ -n "$sanitizer" ]; then
+    flags+=(CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=$sanitizer" LDFLAGS="-fsanitize=$sanitizer")
+  fi
+  if [ "$flavour" = conntls ]; then
+    flags+=(CPPFLAGS="-I$top/include" LIBS="-L$top/target/release -Wl,-rpath,$top/target/release -lconntls")
+    patch=$top/contrib/memcached/$s.patch
+  fi
+  local settings="${flags[*]}" fresh= applied=$dest/conntls.patch
+  if [ ! -f "$dest/build.flags" ] || [ "$(cat "$dest/build.flags")" != "$settings" ]; then fresh=1; fi
+  if [ -n "$patch" ]; then cmp -s "$applied" "$patch" || fresh=1; fi
+  if [ -n "$fresh" ]; then
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    cp -a "$tree/." "$dest/"
+    if [ -n "$patch" ]; then
+      patch -d "$dest" -p1 -s -f <"$patch" >&2
+      cp "$patch" "$applied"
+    fi
+  fi
+  if [ "$flavour" = conntls ]; then
+    for f in tls.c tls.h; do
+      cmp -s "$top/contrib/memcached/$f" "$dest/$f" || cp "$top/contrib/memcached/$f" "$dest/$f"
+    done
+  fi
+  echo "servers: building $s $flavour ($settings)" >&2
+  if [ -n "$fresh" ]; then
+    (cd "$dest" && ./configure "${flags[@]}") >"$dest/configure.log" 2>&1 \
+      || { tail -n 40 "$dest/configure.log" >&2; echo "servers: configure of $s $flavour failed" >&2; exit 1; }
+  fi
+  if ! make -C "$dest" -j"$(nproc)" >"$dest/build.log" 2>&1; then
+    tail -n 60 "$dest/build.log" >&2
+    echo "servers: build of $s $flavour failed (log: $dest/build.log)" >&2
+    exit 1
+  fi
+  echo "$settings" > "$dest/build.flags"
+  echo "$dest"
+}
+
 for s in "${servers[@]}"; do
   [ -n "${package[$s]:-}" ] || { echo "servers: unknown server $s (known: ${!package[*]})" >&2; exit 2; }
   tree=$(source_tree "$s")
   for flavour in ${FLAVOURS:-${flavours[$s]}}; do
     [[ " ${flavours[$s]} " == *" $flavour "* ]] || continue
-    build "$s" "$flavour" "$tree"
+    case $s in
+      memcached-*) build_memcached "$s" "$flavour" "$tree" ;;
+      *) build "$s" "$flavour" "$tree" ;;
+    esac
   done
 done
