@@ -84,7 +84,7 @@ test: build header-tool
 
 # The library's own tests, for contributors (a few minutes): the Rust unit tests and every
 # test binary that builds no server, no client library and no Debian package.
-CHECK_SKIPS := redis valkey valkey91 runtime_config blocking_write close_after_reply clients debian_package deployments
+CHECK_SKIPS := redis valkey valkey91 runtime_config blocking_write close_after_reply clients debian_package deployments memcached
 check: build header-tool
 	@tests=$$(ls tests/*.rs | sed 's|tests/\(.*\)\.rs|\1|' | grep -vxF $(addprefix -e ,$(CHECK_SKIPS))); \
 	$(CARGO) test --release --no-fail-fast --lib $$(printf -- '--test %s ' $$tests) -- --skip black_hole

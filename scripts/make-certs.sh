@@ -5,6 +5,7 @@
 #                           signed by ca
 #   server2.{crt,key}       the same names, another key: for rotation tests
 #   server-rsa.{crt,key}    RSA-2048, same names
+#   server-rsa4096.{crt,key} RSA-4096, same names: the costliest handshakes (storms)
 #   client.{crt,key}        a client certificate signed by ca, with two SAN URIs (the
 #                           second names the ACL user "alice", as Valkey 9.1 reads them)
 #   other-ca.crt            an unrelated CA: peers that trust only it must fail
@@ -27,8 +28,12 @@ make_ca() { # name
   openssl req -x509 -new -key "$1.key" -days $days -subj "/CN=conntls test $1" -out "$1.crt" 2>/dev/null
 }
 
-sign() { # name ca san [keytype]
-  if [ "${4:-ec}" = rsa ]; then openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.key" 2>/dev/null; else ec "$1.key"; fi
+sign() { # name ca san [keytype: ec, rsa (2048 bits) or rsa4096]
+  case ${4:-ec} in
+    rsa) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.key" 2>/dev/null ;;
+    rsa4096) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096 -out "$1.key" 2>/dev/null ;;
+    *) ec "$1.key" ;;
+  esac
   openssl req -new -key "$1.key" -subj "/CN=$1" -out "$1.csr" 2>/dev/null
   printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$3" > "$1.ext"
   openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -days $days -extfile "$1.ext" -out "$1.crt" 2>/dev/null
@@ -43,6 +48,7 @@ local_names="DNS:localhost,IP:127.0.0.1,IP:::1,IP:10.213.77.1,IP:10.213.77.2"
 sign server ca "$local_names"
 sign server2 ca "$local_names"
 sign server-rsa ca "$local_names" rsa
+sign server-rsa4096 ca "$local_names" rsa4096
 sign client ca "DNS:client.test,URI:spiffe://conntls.test/client,URI:alice"
 sign other other-ca "$local_names"
 sign wrong-host ca "DNS:wrong.example"

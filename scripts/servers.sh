@@ -171,9 +171,9 @@ build() {
 }
 
 # memcached: autotools. Each tree is configured and built from clean when its settings or
-# patch change (about a minute; no derived copies): stock is Debian's tree with
-# `--enable-tls`; conntls is the same with contrib/memcached/tls.{c,h} in place of
-# memcached's, the version's patch applied, and linked with libconntls.
+# patch change (about half a minute; no derived copies): stock is Debian's tree with
+# `--enable-tls`; conntls is the same with conntls-trees.sh's files and patch, linked with
+# libconntls.
 build_memcached() {
   local s=$1 flavour=$2 tree=$3 dest=$root/$1/$2
   local flags=(--enable-tls) patch=
@@ -182,7 +182,7 @@ build_memcached() {
   fi
   if [ "$flavour" = conntls ]; then
     flags+=(CPPFLAGS="-I$top/include" LIBS="-L$top/target/release -Wl,-rpath,$top/target/release -lconntls")
-    patch=$top/contrib/memcached/$s.patch
+    patch=$top/contrib/${clients_patch[$s]}
   fi
   local settings="${flags[*]}" fresh= applied=$dest/conntls.patch
   if [ ! -f "$dest/build.flags" ] || [ "$(cat "$dest/build.flags")" != "$settings" ]; then fresh=1; fi
@@ -197,8 +197,9 @@ build_memcached() {
     fi
   fi
   if [ "$flavour" = conntls ]; then
-    for f in tls.c tls.h; do
-      cmp -s "$top/contrib/memcached/$f" "$dest/$f" || cp "$top/contrib/memcached/$f" "$dest/$f"
+    for f in $(conntls_files "$s"); do
+      local from=$top/contrib/${f%:*} to=$dest/${f#*:}/$(basename "${f%:*}")
+      cmp -s "$from" "$to" || cp "$from" "$to"
     done
   fi
   echo "servers: building $s $flavour ($settings)" >&2

@@ -6,11 +6,12 @@
 //! on conntls the way a distribution would (scripts/debian-package.sh) and its
 //! redis-server, unpacked with dpkg -x, is run under the "bad length" trigger; so is
 //! Debian unstable's valkey 9.1.x, whose own autopkgtests then run on the installed
-//! packages. Needs root and debhelper, lintian and dpkg-dev (`.ci/run` installs
-//! them); skipped, loudly, where they are missing.
+//! packages, and Debian 12's memcached, likewise. Needs root and debhelper, lintian and
+//! dpkg-dev (`.ci/run` installs them); skipped, loudly, where they are missing.
 mod common;
 use common::*;
 
+use common::memcached;
 use common::servers::{free_port, run_peer, tls_server_args, ServerProcess, BAD_LENGTH_TRIGGER};
 use std::path::Path;
 use std::process::Command;
@@ -114,6 +115,7 @@ fn builds_installs_and_links() {
     run_ok(Command::new(&exe).env("LD_LIBRARY_PATH", multiarch));
     debian_redis_on_the_packaged_conntls(&scratch, multiarch);
     debian_valkey_on_the_packaged_conntls(&scratch, multiarch);
+    debian_memcached_on_the_packaged_conntls(&scratch, multiarch);
     drop(_installed);
     assert!(!installed.exists(), "the packages were not purged");
     std::fs::remove_dir_all(&scratch).ok();
@@ -213,22 +215,66 @@ fn debian_redis_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
     println!("Debian 12 redis 7.0.15-1~deb12u10+conntls1 links {multiarch}/libconntls.so.0; trigger: {}", out.replace('\n', "; "));
 }
 
-/// Stops the packaged valkey-server and purges the Valkey packages when the test ends,
-/// whichever way; the system user their postinst created goes too when it was not there
-/// before.
-struct ValkeyInstalled {
+/// A server's packages installed for its autopkgtests: when the test ends, whichever way,
+/// the service is stopped, the packages purged, and the system user their postinst
+/// created removed when it was not there before.
+struct ServerInstalled {
+    service: &'static str,
+    packages: &'static [&'static str],
+    user: &'static str,
     user_was_there: bool,
 }
 
-impl Drop for ValkeyInstalled {
+impl ServerInstalled {
+    /// Installs `debs` (the packages named `packages`).
+    fn install(debs: &[std::path::PathBuf], service: &'static str, packages: &'static [&'static str], user: &'static str) -> ServerInstalled {
+        let user_was_there = Command::new("getent").args(["passwd", user]).output().is_ok_and(|o| o.status.success());
+        let installed = ServerInstalled { service, packages, user, user_was_there };
+        run(Command::new("dpkg").arg("-i").args(debs));
+        installed
+    }
+}
+
+impl Drop for ServerInstalled {
     fn drop(&mut self) {
         // The init script stops the daemon it started, by its pid file.
-        let _ = Command::new("service").args(["valkey-server", "stop"]).output();
-        let _ = Command::new("dpkg").args(["--purge", "valkey-server", "valkey-tools"]).output();
+        let _ = Command::new("service").args([self.service, "stop"]).output();
+        let _ = Command::new("dpkg").arg("--purge").args(self.packages).output();
         if !self.user_was_there {
-            let _ = Command::new("userdel").arg("valkey").output();
+            let _ = Command::new("userdel").arg(self.user).output();
         }
     }
+}
+
+/// The source package's own autopkgtests, as autopkgtest runs them: each debian/tests
+/// script from the source tree, as root, against the installed packages. Asserts that
+/// debian/tests/control still names `expected` tests and that each passes; their names.
+fn run_autopkgtests(tree: &Path, scratch: &Path, expected: usize, what: &str) -> Vec<String> {
+    let control = std::fs::read_to_string(tree.join("debian/tests/control")).unwrap();
+    let tests: Vec<&str> = control.lines().filter_map(|l| l.strip_prefix("Tests:")).flat_map(|t| t.split([',', ' '])).filter(|t| !t.is_empty()).collect();
+    assert_eq!(tests.len(), expected, "{what}: debian/tests/control changed: {tests:?}");
+    let mut passed = Vec::new();
+    for test in &tests {
+        let tmp = scratch.join(format!("autopkgtest-{test}"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let script = tree.join("debian/tests").join(test);
+        // By its #! line (sh, bash, perl), as autopkgtest runs it; the file's mode is not
+        // relied on (valkey's scripts are not executable in the unpacked source).
+        let text = std::fs::read_to_string(&script).unwrap();
+        let interpreter: Vec<&str> = text.lines().next().and_then(|l| l.strip_prefix("#!")).map_or(vec!["sh"], |l| l.split_whitespace().collect());
+        let out = Command::new(interpreter[0])
+            .args(&interpreter[1..])
+            .arg(&script)
+            .current_dir(tree)
+            .env("AUTOPKGTEST_TMP", &tmp)
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "autopkgtest {test} failed on {what} on conntls:\n{text}");
+        passed.push(test.to_string());
+    }
+    passed
 }
 
 /// Debian unstable's newest valkey 9.1.x (fetched by package name; 9.1.2-1 today), rebuilt
@@ -264,29 +310,8 @@ fn debian_valkey_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
 
     let out = holds_the_bad_length_trigger(&server);
 
-    // The package's own autopkgtests, as autopkgtest runs them: each script from the
-    // source tree, as root, against the installed packages.
-    let user_was_there = Command::new("getent").args(["passwd", "valkey"]).output().is_ok_and(|o| o.status.success());
-    let _installed = ValkeyInstalled { user_was_there };
-    run(Command::new("dpkg").arg("-i").args(&debs));
-    let control = std::fs::read_to_string(tree.join("debian/tests/control")).unwrap();
-    let tests: Vec<&str> = control.lines().filter_map(|l| l.strip_prefix("Tests:")).flat_map(|t| t.split([',', ' '])).filter(|t| !t.is_empty()).collect();
-    assert_eq!(tests.len(), 5, "debian/tests/control changed: {tests:?}");
-    let mut passed = Vec::new();
-    for test in &tests {
-        let tmp = scratch.join(format!("autopkgtest-{test}"));
-        std::fs::create_dir_all(&tmp).unwrap();
-        let out = Command::new("sh")
-            .arg(tree.join("debian/tests").join(test))
-            .current_dir(&tree)
-            .env("AUTOPKGTEST_TMP", &tmp)
-            .env_remove("LD_LIBRARY_PATH")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "autopkgtest {test} failed on valkey on conntls:\n{text}");
-        passed.push(*test);
-    }
+    let _installed = ServerInstalled::install(&debs, "valkey-server", &["valkey-server", "valkey-tools"], "valkey");
+    let passed = run_autopkgtests(&tree, scratch, 5, "valkey");
     let installed_server = run(Command::new("readelf").args(["-d", "/usr/bin/valkey-server"]));
     assert!(installed_server.contains("[libconntls.so.0]"), "{installed_server}");
     drop(_installed);
@@ -296,4 +321,33 @@ fn debian_valkey_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
         out.trim().replace('\n', "; "),
         passed.join(" ")
     );
+}
+
+/// Debian 12's memcached (fetched by package name), rebuilt on the packaged conntls. Its
+/// memcached answers a request left inside a TLS record (stock waits for the client's
+/// next bytes: tests/memcached.rs), and the package's own autopkgtests (daemon, client.pl:
+/// the installed service started by its init script, then spoken to) pass on the
+/// installed package, which is purged again.
+fn debian_memcached_on_the_packaged_conntls(scratch: &Path, multiarch: &str) {
+    let src = scratch.join("memcached-src");
+    run(Command::new(root().join("scripts/debian-source.sh")).args(["memcached", "1.6.18-1+deb12u1"]).arg(&src));
+    let tree = src.join("memcached-1.6.18");
+    let log = build_on_the_packaged_conntls(&tree, multiarch);
+    let version = package_version(&tree);
+    let debs = built_debs(&tree, &version, &["memcached"], &log);
+    let unpacked = scratch.join("memcached-debs");
+    run(Command::new("dpkg").arg("-x").arg(&debs[0]).arg(&unpacked));
+    let server = unpacked.join("usr/bin/memcached");
+    assert_links_the_packaged_conntls(&server, multiarch);
+    let process = memcached::start(&server, &certs().join("server.crt"), &certs().join("server.key"), &[]);
+    assert_eq!(memcached::client(&process, "pending", &[]), "answered\n", "the packaged memcached");
+    drop(process);
+
+    let _installed = ServerInstalled::install(&debs, "memcached", &["memcached"], "memcache");
+    let passed = run_autopkgtests(&tree, scratch, 2, "memcached");
+    let installed_server = run(Command::new("readelf").args(["-d", "/usr/bin/memcached"]));
+    assert!(installed_server.contains("[libconntls.so.0]"), "{installed_server}");
+    drop(_installed);
+    assert!(!Path::new("/usr/bin/memcached").exists(), "the memcached package was not purged");
+    println!("Debian memcached {version} links {multiarch}/libconntls.so.0; autopkgtests passed: {}", passed.join(" "));
 }

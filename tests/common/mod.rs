@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 mod resp_server;
 pub mod client_programs;
 pub mod cluster;
+pub mod memcached;
 pub mod netns;
 pub mod servers;
 #[allow(unused_imports)] // each test binary uses its own subset
@@ -63,11 +64,16 @@ pub fn certs() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tmp_dir().join("certs");
-        if !dir.join("badtime.crt").exists() { // the last file make-certs.sh writes
+        // badtime.crt is the last file make-certs.sh writes; server-rsa4096.crt its newest
+        // (a set made before it came is made again).
+        if !dir.join("badtime.crt").exists() || !dir.join("server-rsa4096.crt").exists() {
             // Made aside and renamed, so binaries running at once never see half a set.
             let staging = tmp_dir().join(format!("certs.{}", std::process::id()));
             let status = Command::new(root().join("scripts/make-certs.sh")).arg(&staging).status().expect("run make-certs.sh");
             assert!(status.success(), "make-certs.sh failed");
+            if dir.exists() && !dir.join("server-rsa4096.crt").exists() {
+                std::fs::remove_dir_all(&dir).ok();
+            }
             if std::fs::rename(&staging, &dir).is_err() {
                 std::fs::remove_dir_all(&staging).ok();
             }

@@ -471,7 +471,18 @@ impl ServerProcess {
 
     /// As start, with `preload` (a shim library) in LD_PRELOAD.
     pub fn start_preloaded(binary: &Path, port: u16, args: &[String], preload: Option<&Path>) -> ServerProcess {
-        let server = ServerProcess::spawn(Command::new(binary), args, port, preload);
+        let mut cmd = Command::new(binary);
+        cmd.args(args);
+        let server = ServerProcess::spawn(cmd, redis_log_args(), port, preload);
+        server.ready_when(binary, |_| TcpStream::connect(("127.0.0.1", port)).is_ok())
+    }
+
+    /// As start, for a server that takes neither --logfile nor --dir and logs to stderr
+    /// (memcached: `args` make it listen on 127.0.0.1:`port`).
+    pub fn start_plain(binary: &Path, port: u16, args: &[String]) -> ServerProcess {
+        let mut cmd = Command::new(binary);
+        cmd.args(args);
+        let server = ServerProcess::spawn(cmd, |_| Vec::new(), port, None);
         server.ready_when(binary, |_| TcpStream::connect(("127.0.0.1", port)).is_ok())
     }
 
@@ -479,20 +490,18 @@ impl ServerProcess {
     /// its log says so. `ip netns exec` execs the server, so the PID is the server's.
     pub fn start_in_namespace(ns: &str, binary: &Path, port: u16, args: &[String]) -> ServerProcess {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns]).arg(binary);
-        let server = ServerProcess::spawn(cmd, args, port, None);
+        cmd.args(["netns", "exec", ns]).arg(binary).args(args);
+        let server = ServerProcess::spawn(cmd, redis_log_args(), port, None);
         server.ready_when(binary, |s| s.logs().contains("Ready to accept connections"))
     }
 
-    fn spawn(mut cmd: Command, args: &[String], port: u16, preload: Option<&Path>) -> ServerProcess {
+    /// Starts `cmd` in a scratch directory with the arguments `log_args` gives for its log
+    /// file and directory.
+    fn spawn(mut cmd: Command, log_args: fn(&Path) -> Vec<std::ffi::OsString>, port: u16, preload: Option<&Path>) -> ServerProcess {
         let dir = scratch_dir();
         let log = dir.join("server.log");
         let stderr = dir.join("server.err");
-        cmd.args(args)
-            .arg("--logfile")
-            .arg(&log)
-            .arg("--dir")
-            .arg(&dir)
+        cmd.args(log_args(&dir))
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -582,6 +591,11 @@ impl ServerProcess {
         }
         let _ = self.child.wait();
     }
+}
+
+/// Where a Redis-family server writes its log (server.log) and files: its scratch directory.
+fn redis_log_args() -> fn(&Path) -> Vec<std::ffi::OsString> {
+    |dir| vec!["--logfile".into(), dir.join("server.log").into(), "--dir".into(), dir.into()]
 }
 
 impl Drop for ServerProcess {
