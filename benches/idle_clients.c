@@ -21,23 +21,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "server_proc.h"
+
 #include "../c_tests/testutil.h" /* config_of, ctx_from */
 
 static void die(const char *what) {
     fprintf(stderr, "idle_clients: %s: %s\n", what, errno ? strerror(errno) : "failed");
     exit(1);
-}
-
-static long rss_kib(int pid) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) die("server status");
-    long kib = -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) kib = atol(line + 6);
-    fclose(f);
-    return kib;
 }
 
 static int connect_to(int port) {
@@ -79,14 +69,14 @@ static double per_client(int pid, int port, conn_tls_ctx *ctx, int count) {
     conn_tls **tls = calloc((size_t)count, sizeof *tls);
     if (!fds || !tls) die("calloc");
     sleep(1);
-    long before = rss_kib(pid);
+    long before = proc_rss_kib(pid);
     for (int i = 0; i < count; i++) {
         fds[i] = connect_to(port);
         if (ctx && !(tls[i] = conn_tls_new_client(ctx, fds[i], NULL))) die(conn_tls_thread_last_error());
         ping(fds[i], tls[i]);
     }
     sleep(1);
-    long after = rss_kib(pid);
+    long after = proc_rss_kib(pid);
     for (int i = 0; i < count; i++) {
         conn_tls_free(tls[i]);
         close(fds[i]);

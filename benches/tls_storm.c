@@ -1,8 +1,9 @@
-/* tls_storm: a TLS connection storm against a RESP server (valkey #4308), measured from
- * the client side, with the server's own counters.
+/* tls_storm: a TLS connection storm against a RESP server (valkey #4308) or memcached,
+ * measured from the client side, with the server's own counters.
  *
  *   tls_storm --port P --ca F [--cert F --key F] [--storm N] [--give-up-ms T]
  *             [--patient M] [--seconds S] [--server-pid PID] [--counters FILE]
+ *             [--protocol resp|memcached]
  *
  * N storm clients connect at once; each that has not finished its TLS handshake within
  * T ms gives up (closes) and connects again at once; one that finishes sends PING, reads
@@ -36,6 +37,7 @@
 #include <unistd.h>
 
 #include "../c_tests/testutil.h" /* now_s, config_of, ctx_from */
+#include "server_proc.h"
 
 typedef struct {
     int fd;
@@ -62,12 +64,8 @@ static void watch(client *c, int events, int op) {
 }
 
 static void connect_client(client *c) {
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (c->fd < 0) die("socket");
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS) die("connect");
+    c->fd = loopback_connect(port);
+    if (c->fd < 0) die("connect");
     c->tls = conn_tls_new_client(ctx, c->fd, NULL);
     if (!c->tls) {
         fprintf(stderr, "tls_storm: %s\n", conn_tls_thread_last_error());
@@ -84,11 +82,16 @@ static void drop(client *c) {
     close(c->fd);
 }
 
+/* The request every client sends once handshaken, and the patient clients keep in flight:
+ * a RESP GET, or with --protocol memcached memcached's text get; either answer fits one
+ * read. */
+static const char *get = "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n";
+
 static void send_get(client *c) {
-    static const char get[] = "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n";
+    size_t len = strlen(get);
     c->stage = 1;
     c->started = now_s();
-    if (conn_tls_write(c->tls, get, sizeof get - 1) != (ssize_t)(sizeof get - 1)) {
+    if (conn_tls_write(c->tls, get, len) != (ssize_t)len) {
         failed++;
         drop(c);
         connect_client(c);
@@ -140,34 +143,10 @@ broken:
     connect_client(c);
 }
 
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Server CPU seconds (user + system) and RSS (KiB) from /proc. */
 static void server_stats(int pid, double *cpu, long *rss_kib) {
-    char path[64], buf[1024];
-    *cpu = 0;
-    *rss_kib = 0;
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        unsigned long ut = 0, st = 0;
-        if (fgets(buf, sizeof buf, f)) {
-            char *p = strrchr(buf, ')');
-            if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-                *cpu = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-        }
-        fclose(f);
-    }
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    f = fopen(path, "r");
-    if (f) {
-        while (fgets(buf, sizeof buf, f))
-            if (!strncmp(buf, "VmRSS:", 6)) *rss_kib = atol(buf + 6);
-        fclose(f);
-    }
+    *cpu = proc_cpu_s(pid);
+    *rss_kib = proc_rss_kib(pid);
 }
 
 /* The server's counters from benches/storm_counter.c: accepted, wasted; -1 without them. */
@@ -200,6 +179,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--seconds")) seconds = atof(v);
         else if (!strcmp(o, "--server-pid")) pid = atoi(v);
         else if (!strcmp(o, "--counters")) counters = v;
+        else if (!strcmp(o, "--protocol") && !strcmp(v, "memcached")) get = "get key\r\n";
+        else if (!strcmp(o, "--protocol") && !strcmp(v, "resp")) continue;
         else {
             fprintf(stderr, "tls_storm: unknown option %s\n", o);
             return 2;
@@ -207,7 +188,7 @@ int main(int argc, char **argv) {
     }
     if (!port || !ca) {
         fprintf(stderr, "usage: tls_storm --port P --ca F [--cert F --key F] [--storm N] [--give-up-ms T] [--patient M] "
-                        "[--seconds S] [--server-pid PID] [--counters FILE]\n");
+                        "[--seconds S] [--server-pid PID] [--counters FILE] [--protocol resp|memcached]\n");
         return 2;
     }
     struct rlimit rl = {storm + patient + 256, storm + patient + 256};
@@ -282,7 +263,7 @@ int main(int argc, char **argv) {
     }
     double elapsed = now_s() - start;
     if (child == 0) {
-        qsort(latency, (size_t)latencies, sizeof *latency, cmp);
+        qsort(latency, (size_t)latencies, sizeof *latency, cmp_double);
         double p[4] = {gets / elapsed, latencies ? latency[latencies / 2] : 0, latencies ? latency[latencies * 99 / 100] : 0,
                        (double)failed};
         if (write(result[1], p, sizeof p) != (ssize_t)sizeof p) die("pipe");

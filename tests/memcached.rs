@@ -69,13 +69,15 @@ fn run_own_tests(build: Build, files: &[&str]) {
     }
 }
 
-/// memcached's basic TLS tests (its own `test_basic_tls` list: testapp, binary.t,
-/// getset.t and every ssl_*.t), on both versions' conntls builds.
+/// memcached's basic TLS tests (its own `test_basic_tls` list: testapp, getset.t and
+/// every ssl_*.t; not its binary.t, whose binary protocol testapp covers too and which
+/// takes longer than the rest together: it is in the whole suite, run by hand), on both
+/// versions' conntls builds.
 #[test]
 fn memcached_own_basic_tls_tests_on_conntls() {
     for version in VERSIONS {
         let build = conntls(version);
-        let mut files = vec!["t/binary.t".to_string(), "t/getset.t".to_string()];
+        let mut files = vec!["t/getset.t".to_string()];
         let mut ssl: Vec<String> = std::fs::read_dir(build.tree().join("t"))
             .expect("t/")
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -190,4 +192,30 @@ fn options_conntls_refuses_say_why() {
     let server = start_default(conntls("memcached-1.6.38"), &["-o", "ssl_wbuf_size=64"]);
     assert_eq!(client(&server, "pending", &[]), "answered\n");
     stop_clean(server, "ssl_wbuf_size");
+}
+
+/// benches/memcached.sh's clients keep building and working against memcached on conntls:
+/// benches/mc_load.c for each request kind and its idle-memory mode, and benches/tls_storm.c
+/// speaking memcached. Their figures are BENCHMARKS.md's business, not a test's.
+#[test]
+fn the_memcached_benchmark_clients_run() {
+    let server = start_default(conntls("memcached-1.6.38"), &[]);
+    let ca = certs().join("ca.crt").display().to_string();
+    let (port, pid) = (server.port.to_string(), server.pid().to_string());
+    let mc_load = build_program(&root().join("benches/mc_load.c"), Link::Shared, &[]);
+    for (op, size) in [("get", "32"), ("set", "65536"), ("mget", "1024")] {
+        let out = run_ok(Command::new(&mc_load).args(["--port", &port, "--ca", &ca, "--op", op, "--size", size, "--conns", "4", "--seconds", "1", "--server-pid", &pid]));
+        let line = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(line.contains("requests/s") && line.contains("us/request"), "{line}");
+    }
+    let out = run_ok(Command::new(&mc_load).args(["--port", &port, "--ca", &ca, "--idle", "5", "--server-pid", &pid]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("KiB per connection"));
+    let tls_storm = build_program(&root().join("benches/tls_storm.c"), Link::Shared, &[]);
+    let out = run_ok(Command::new(&tls_storm).args([
+        "--protocol", "memcached", "--port", &port, "--ca", &ca, "--storm", "20", "--give-up-ms", "500", "--patient", "2",
+        "--seconds", "2", "--server-pid", &pid,
+    ]));
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(line.contains("handshakes") && line.contains("patient GET") && !line.contains("patient GET 0/s"), "{line}");
+    stop_clean(server, "benchmark clients");
 }

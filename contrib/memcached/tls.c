@@ -353,7 +353,6 @@ int ssl_init(void) {
         fprintf(stderr, "Error loading the TLS settings: %s\n", err);
         exit(EX_USAGE);
     }
-    settings.ssl_ctx = ctx;
     settings.ssl_last_cert_refresh_time = current_time;
     return 0;
 }
