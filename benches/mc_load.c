@@ -130,7 +130,11 @@ static void run_once(conn *cs, int n, const char *(*req)(int, size_t *, size_t *
         int k = epoll_wait(epfd, events, 256, 100);
         for (int i = 0; i < k; i++) {
             conn *c = events[i].data.ptr;
-            if (c->got < c->want || c->req_off < c->req_len || !c->handshaken) left -= step(c);
+            int counted = c - cs < n; /* the others only handshake meanwhile */
+            if (c->got < c->want || c->req_off < c->req_len || !c->handshaken) {
+                int done = step(c);
+                if (counted) left -= done;
+            }
         }
     }
 }

@@ -25,11 +25,12 @@ ulimit -n 8192
 port=26500
 pid=
 
-# start TREE CERT: memcached (four worker threads, its default) on a fresh port.
+# start TREE CERT: memcached (four worker threads, its default) on a fresh port; its
+# stderr goes to target/bench-system/memcached.log.
 start() {
   port=$((port + 1))
   "$1/memcached" -u root -U 0 -l 127.0.0.1 -p "$port" -c 8192 -m 256 -Z \
-    -o "ssl_chain_cert=$certs/$2.crt,ssl_key=$certs/$2.key" &
+    -o "ssl_chain_cert=$certs/$2.crt,ssl_key=$certs/$2.key" 2>>"$bin/memcached.log" &
   pid=$!
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return

@@ -1,9 +1,11 @@
 /* memcached's TLS on libconntls, in place of memcached's tls.c (1.6.18 and 1.6.38; see
  * contrib/memcached/README.md). memcached's event loop, buffers and state machine are
  * untouched; what OpenSSL did is libconntls's:
- *  - the acceptor thread only wraps the socket (no handshake step there: key exchange and
- *    signature no longer hold up accepts); the worker that owns the connection steps the
- *    handshake before its first read or write;
+ *  - the acceptor thread only wraps the socket and hands it to conntls's handshake pool
+ *    (key exchange and signature hold up neither accepts nor the workers' established
+ *    clients); the main thread collects finished handshakes and dispatches them to workers
+ *    as stock dispatches accepted connections. With the pool full, the worker that owns
+ *    the connection steps the handshake before its first read or write;
  *  - sendmsg hands memcached's iovecs to conn_tls_writev as they are (no copy into
  *    ssl_wbuf, no 16 KiB cap per call);
  *  - refresh_certs builds a new generation from the files (the CA too) and swaps it in
@@ -44,7 +46,16 @@ typedef struct {
     bool require_cert;
     /* Such a client, refused: see refuse(). */
     bool refused;
+    /* While inside the pool: what the acceptor would have dispatched it with. */
+    int sfd;
+    enum network_transport transport;
+    uint64_t tag;
+    enum protocol protocol;
 } mc_tls;
+
+/* The handshake pool (ssl_attach) and its collector's event on the main thread. */
+static conn_tls_pool *pool;
+static struct event pool_event;
 
 /* One context per client-certificate policy a listener asks for (conn->ssl_enabled:
  * DEFAULT follows ssl_verify_mode; 1.6.38's btls: never asks, mtls: requires). Made on
@@ -150,14 +161,14 @@ static conn_tls_ctx *context_for(uint8_t policy, char *err, size_t errlen) {
     return ctx;
 }
 
-/* A TLS failure on a connection: logged where memcached logs its connection events. */
-static void log_tls_error(conn *c, logger *l, const char *msg) {
+/* A TLS failure on socket `sfd`: logged where memcached logs its connection events. */
+static void log_tls_error(int sfd, logger *l, const char *msg) {
 #if CONNTLS_MEMCACHED_VERSION >= 10638
-    LOGGER_LOG(l, LOG_CONNEVENTS, LOGGER_CONNECTION_TLSERROR, NULL, c->sfd, msg);
+    LOGGER_LOG(l, LOG_CONNEVENTS, LOGGER_CONNECTION_TLSERROR, NULL, sfd, msg);
 #else
     (void)l;
     if (settings.verbose)
-        fprintf(stderr, "%d: TLS error: %s\n", c->sfd, msg);
+        fprintf(stderr, "%d: TLS error: %s\n", sfd, msg);
 #endif
 }
 
@@ -168,7 +179,7 @@ static ssize_t failed(conn *c, mc_tls *t, ssize_t status) {
         errno = EAGAIN;
         return -1;
     }
-    log_tls_error(c, c->thread->l, conn_tls_last_error(t->tls));
+    log_tls_error(c->sfd, c->thread->l, conn_tls_last_error(t->tls));
 #if CONNTLS_MEMCACHED_VERSION >= 10638
     STATS_LOCK();
     stats.ssl_proto_errors++;
@@ -179,8 +190,8 @@ static ssize_t failed(conn *c, mc_tls *t, ssize_t status) {
 }
 
 /* A connection whose handshake failed (or never started): logged, counted; false. */
-static bool handshake_failed(conn *c, logger *l, const char *why) {
-    log_tls_error(c, l, why);
+static bool handshake_failed(int sfd, logger *l, const char *why) {
+    log_tls_error(sfd, l, why);
     STATS_LOCK();
     stats.ssl_handshake_errors++;
     STATS_UNLOCK();
@@ -207,30 +218,39 @@ static bool refuse(conn *c, mc_tls *t) {
     return false;
 }
 
+#define NO_CERTIFICATE "the listener requires a client certificate and the client sent none"
+
+/* A handshake that finished (on a worker or in the pool): established, its new session
+ * counted; false, for refuse(), when the client sent no certificate it had to send. */
+static bool handshake_done(mc_tls *t) {
+    if (t->require_cert && conn_tls_peer_cert_pem(t->tls, NULL, 0) == 0)
+        return false;
+    t->established = true;
+    if (settings.ssl_session_cache && !conn_tls_session_reused(t->tls)) {
+        STATS_LOCK();
+        stats.ssl_new_sessions++;
+        STATS_UNLOCK();
+    }
+    return true;
+}
+
 /* Steps the handshake; true once it is done. */
 static bool handshake(conn *c, mc_tls *t) {
     if (t->refused)
         return refuse(c, t);
     int status = conn_tls_handshake(t->tls);
-    if (status == CONN_TLS_OK && t->require_cert && conn_tls_peer_cert_pem(t->tls, NULL, 0) == 0) {
-        t->refused = true;
-        handshake_failed(c, c->thread->l, "the listener requires a client certificate and the client sent none");
-        return refuse(c, t);
-    }
     if (status == CONN_TLS_OK) {
-        t->established = true;
-        if (settings.ssl_session_cache && !conn_tls_session_reused(t->tls)) {
-            STATS_LOCK();
-            stats.ssl_new_sessions++;
-            STATS_UNLOCK();
-        }
-        return true;
+        if (handshake_done(t))
+            return true;
+        t->refused = true;
+        handshake_failed(c->sfd, c->thread->l, NO_CERTIFICATE);
+        return refuse(c, t);
     }
     if (status == CONN_TLS_WANT_READ || status == CONN_TLS_WANT_WRITE) {
         errno = EAGAIN;
         return false;
     }
-    return handshake_failed(c, c->thread->l, conn_tls_last_error(t->tls));
+    return handshake_failed(c->sfd, c->thread->l, conn_tls_last_error(t->tls));
 }
 
 static ssize_t ssl_read(conn *c, void *buf, size_t count) {
@@ -296,10 +316,69 @@ void *ssl_accept(conn *c, int sfd, bool *fail) {
         snprintf(err, sizeof(err), "out of memory");
     }
     if (t == NULL) {
-        handshake_failed(c, NULL, err);
+        handshake_failed(c->sfd, NULL, err);
         *fail = true;
+        return NULL;
+    }
+    if (pool != NULL) {
+        t->sfd = sfd;
+        t->transport = c->transport;
+        t->tag = c->tag;
+        t->protocol = c->protocol;
+        if (conn_tls_pool_submit(pool, t->tls, t) == CONN_TLS_OK)
+            return SSL_HANDSHAKE_POOLED;
+        /* The pool is full: the worker steps this one. */
     }
     return t;
+}
+
+/* The main thread's event on the pool's fd: finished handshakes go to a worker, as the
+ * acceptor dispatches a plain connection; failed ones are counted and closed. A client
+ * that owed a certificate is dispatched refused (the worker resets it: refuse()). */
+static void collect_handshakes(int fd, short which, void *arg) {
+    (void)fd, (void)which, (void)arg;
+    conn_tls *tls;
+    void *user;
+    int status;
+    while (conn_tls_pool_collect(pool, &tls, &user, &status) == 1) {
+        mc_tls *t = user;
+        if (status != CONN_TLS_OK) {
+            handshake_failed(t->sfd, NULL, tls ? conn_tls_last_error(tls) : "freed in the pool");
+            conn_tls_free(tls);
+            close(t->sfd);
+            free(t);
+            continue;
+        }
+        if (!handshake_done(t)) {
+            t->refused = true;
+            handshake_failed(t->sfd, NULL, NO_CERTIFICATE);
+        }
+        dispatch_conn_new(t->sfd, conn_new_cmd, EV_READ | EV_PERSIST, READ_BUFFER_CACHED, t->transport, t, t->tag, t->protocol);
+    }
+}
+
+/* A handshake not done in 30 s gives its pool slot up (stock has no handshake timeout;
+ * its acceptor stepped a handshake once and left the rest to a worker's reads). */
+#define POOL_TIMEOUT_MS 30000
+
+void ssl_attach(struct event_base *base) {
+    /* Half the worker threads' count: handshakes share the cores with the workers' requests
+     * instead of queuing on the workers ahead of them. At most half of maxconns wait inside,
+     * as they hold their fds outside memcached's connection count. */
+    unsigned threads = settings.num_threads > 1 ? (unsigned)settings.num_threads / 2 : 1;
+    unsigned inflight = settings.maxconns > 32 ? (unsigned)settings.maxconns / 2 : 16;
+    pool = conn_tls_pool_new(threads, inflight, POOL_TIMEOUT_MS);
+    if (pool == NULL) {
+        fprintf(stderr, "conntls: no handshake pool (%s): the workers step handshakes\n", conn_tls_thread_last_error());
+        return;
+    }
+    event_set(&pool_event, conn_tls_pool_fd(pool), EV_READ | EV_PERSIST, collect_handshakes, NULL);
+    event_base_set(base, &pool_event);
+    if (event_add(&pool_event, 0) == -1) {
+        fprintf(stderr, "conntls: the handshake pool's event could not be added: the workers step handshakes\n");
+        conn_tls_pool_free(pool);
+        pool = NULL;
+    }
 }
 
 void ssl_init_conn(conn *c, void *ssl_in) {
