@@ -79,8 +79,8 @@ fi
 Description: memcached's TLS on conntls
  tls.c and tls.h are replaced by conntls's adapter (contrib/memcached in conntls), and
  memcached.c calls its TLS through that interface (memcached 1.6.38's, backported): every
- OpenSSL call moves into libconntls. Handshakes are stepped by the worker threads, not the
- acceptor; responses go to conn_tls_writev uncopied; refresh_certs swaps a new
+ OpenSSL call moves into libconntls. Handshakes run on conntls's handshake pool, not in
+ the acceptor; responses go to conn_tls_writev uncopied; refresh_certs swaps a new
  generation in, the CA included; a request left decrypted inside a TLS record is read
  before the connection waits on its fd (stock waits for the client's next bytes).
  configure takes conntls's flags (and OpenSSL's, for testapp) from pkg-config.
