@@ -38,8 +38,7 @@ typedef struct {
 
 static conn_tls_ctx *ctx;
 static int port, epfd;
-static double *latency;
-static long latencies, latency_cap;
+static samples latency;
 
 static void die(const char *what) {
     fprintf(stderr, "mc_load: %s: %s\n", what, errno ? strerror(errno) : conn_tls_thread_last_error());
@@ -260,12 +259,7 @@ int main(int argc, char **argv) {
             conn *c = events[e].data.ptr;
             if (!step(c)) continue;
             requests_done++;
-            if (latencies == latency_cap) {
-                latency_cap = latency_cap ? latency_cap * 2 : 1 << 16;
-                latency = realloc(latency, sizeof *latency * (size_t)latency_cap);
-                if (!latency) die("realloc");
-            }
-            latency[latencies++] = (now_s() - c->started) * 1000;
+            if (!samples_add(&latency, (now_s() - c->started) * 1000)) die("realloc");
             size_t len, want;
             int i = (int)(c - cs);
             if (set) {
@@ -280,9 +274,9 @@ int main(int argc, char **argv) {
         }
     }
     double elapsed = now_s() - start, cpu = pid ? proc_cpu_s(pid) - cpu0 : 0;
-    qsort(latency, (size_t)latencies, sizeof *latency, cmp_double);
+    samples_sort(&latency);
     printf("%s %zu B, %d connections, %.0f s: %.0f requests/s, p50 %.2f ms, p99 %.2f ms", op, size, n, elapsed,
-           requests_done / elapsed, latencies ? latency[latencies / 2] : 0, latencies ? latency[latencies * 99 / 100] : 0);
+           requests_done / elapsed, samples_at(&latency, 1, 2), samples_at(&latency, 99, 100));
     if (pid) printf(", server CPU %.1f us/request", requests_done ? cpu * 1e6 / (double)requests_done : 0);
     printf("\n");
     return 0;

@@ -1,6 +1,6 @@
 /* What the server benchmarks' clients share (tls_storm.c, mc_load.c, idle_clients.c): a
  * non-blocking loopback connection, the measured server's CPU and memory from /proc, and
- * the sort of latency samples. Header-only; each includes it once. */
+ * latency samples. Header-only; each includes it once. */
 #ifndef CONNTLS_BENCH_SERVER_PROC_H
 #define CONNTLS_BENCH_SERVER_PROC_H
 
@@ -60,5 +60,29 @@ static inline int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
+
+/* Latency samples (ms), grown as they come. */
+typedef struct {
+    double *v;
+    long n, cap;
+} samples;
+
+/* Appends `x`; 0 when memory runs out. */
+static inline int samples_add(samples *s, double x) {
+    if (s->n == s->cap) {
+        long cap = s->cap ? s->cap * 2 : 1 << 16;
+        double *v = realloc(s->v, sizeof *v * (size_t)cap);
+        if (!v) return 0;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = x;
+    return 1;
+}
+
+/* After samples_sort: the sample at fraction `num/den` of the way up (p50: 1/2, p99:
+ * 99/100); 0 when there is none. */
+static inline void samples_sort(samples *s) { qsort(s->v, (size_t)s->n, sizeof *s->v, cmp_double); }
+static inline double samples_at(const samples *s, long num, long den) { return s->n ? s->v[s->n * num / den] : 0; }
 
 #endif

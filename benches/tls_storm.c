@@ -55,8 +55,7 @@ static void die(const char *what) {
 static int port, epfd;
 static conn_tls_ctx *ctx;
 static long finished, gave_up, failed, gets;
-static double *latency;
-static long latencies, latency_cap;
+static samples latency;
 
 static void watch(client *c, int events, int op) {
     struct epoll_event ev = {.events = (uint32_t)events, .data.ptr = c};
@@ -125,12 +124,7 @@ static void step(client *c) {
     if (n <= 0) goto broken;
     if (c->patient) {
         gets++;
-        if (latencies == latency_cap) {
-            latency_cap = latency_cap ? latency_cap * 2 : 1 << 16;
-            latency = realloc(latency, sizeof *latency * (size_t)latency_cap);
-            if (!latency) die("realloc");
-        }
-        latency[latencies++] = (now_s() - c->started) * 1000;
+        if (!samples_add(&latency, (now_s() - c->started) * 1000)) die("realloc");
         send_get(c);
     } else {
         drop(c); /* one answer, then the next connection */
@@ -229,7 +223,7 @@ int main(int argc, char **argv) {
             for (int i = 0; i < n; i++) step(events[i].data.ptr);
         }
         if (write(ready[1], &byte, 1) != 1 || read(go[0], &byte, 1) != 1) die("pipe");
-        gets = latencies = 0;
+        gets = latency.n = 0;
     } else {
         if (read(ready[0], &byte, 1) != 1) die("the patient clients' process ended early");
         server_counters(counters, count0);
@@ -263,8 +257,8 @@ int main(int argc, char **argv) {
     }
     double elapsed = now_s() - start;
     if (child == 0) {
-        qsort(latency, (size_t)latencies, sizeof *latency, cmp_double);
-        double p[4] = {gets / elapsed, latencies ? latency[latencies / 2] : 0, latencies ? latency[latencies * 99 / 100] : 0,
+        samples_sort(&latency);
+        double p[4] = {gets / elapsed, samples_at(&latency, 1, 2), samples_at(&latency, 99, 100),
                        (double)failed};
         if (write(result[1], p, sizeof p) != (ssize_t)sizeof p) die("pipe");
         for (int i = 0; i < np; i++) drop(&clients[i]);
@@ -289,6 +283,6 @@ int main(int argc, char **argv) {
     for (int i = 0; i < ns; i++) drop(&clients[i]);
     conn_tls_ctx_free(ctx);
     free(clients);
-    free(latency);
+    free(latency.v);
     return 0;
 }
