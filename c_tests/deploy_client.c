@@ -1,9 +1,10 @@
 /* deploy_client MODE PORT CA CERT KEY TRANSPORT [ARGS]
  * The client of tests/deployments.rs, built against libvalkey 0.5.0 (-DCLIENT_VALKEY: its
  * cluster client, or a plain context) or hiredis 1.2.0 (-DCLIENT_HIREDIS: failover-plain
- * only), against the TLS cluster node on 127.0.0.1:PORT, mutual TLS with CERT/KEY signed
- * by CA, over TRANSPORT: conntls (contrib/libvalkey's or contrib/hiredis's transport) or
- * openssl (the library's own TLS, its default settings). One mode per run:
+ * and failover-sentinel only), against the TLS cluster node (or Sentinel) on
+ * 127.0.0.1:PORT, mutual TLS with CERT/KEY signed by CA, over TRANSPORT: conntls
+ * (contrib/libvalkey's or contrib/hiredis's transport) or openssl (the library's own TLS,
+ * its default settings). One mode per run:
  *   write NAME SECONDS MAX RATE SIZE ACKS
  *       SETs NAME:0, NAME:1 ... (at most MAX keys, at most RATE a second, 0 for no limit,
  *       for at most SECONDS) of SIZE-byte values that name their key; every key the
@@ -25,7 +26,14 @@
  *   failover-plain NAME TAG SECONDS USER_TIMEOUT_MS ACKS
  *       The same through a plain context to the primary of TAG's slot, looked up in the
  *       first node's CLUSTER SLOTS, and looked up again after a failed SET
- * The cluster's first node is DEPLOY_HOST (an environment variable; 127.0.0.1 by default).
+ *   failover-sentinel NAME TAG SECONDS USER_TIMEOUT_MS ACKS
+ *       The same through a plain context to the primary the Sentinel at PORT names for
+ *       the service "mymaster" (SENTINEL GET-MASTER-ADDR-BY-NAME), asked again after a
+ *       failed SET; TAG only names the keys
+ *   verify-sentinel NAME SIZE ACKS
+ *       verify on the primary the Sentinel at PORT names
+ * The cluster's first node, or the Sentinel, is DEPLOY_HOST (an environment variable;
+ * 127.0.0.1 by default).
  * Prints one line of counts; exit 0 when the mode's counts hold (write: always; verify:
  * nothing lost; read-replica: something served, no error), 1 otherwise, 2 on bad set-up. */
 #include <conntls.h>
@@ -137,29 +145,42 @@ static int write_keys(const char *name, double seconds, long max, double rate, s
     return 0;
 }
 
-static int verify(const char *name, size_t size, const char *acks_path) {
+/* How verify GETs a key: through the cluster client or a plain context. */
+typedef struct {
+    Reply *(*get)(void *self, const char *k);
+    const char *(*error)(void *self); /* why get returned NULL */
+    void *self;
+} getter;
+
+static int verify(getter g, const char *name, size_t size, const char *acks_path) {
     FILE *acks = fopen(acks_path, "r");
     if (!acks) return 2;
-    valkeyClusterContext *cc = cluster_connect();
     char *v = malloc(size), k[128];
     long i, checked = 0, lost = 0, wrong = 0;
     while (fscanf(acks, "%ld", &i) == 1) {
         key_of(k, sizeof k, name, i);
         value_of(v, size, k, i);
-        valkeyReply *r = valkeyClusterCommand(cc, "GET %s", k);
-        if (!r || r->type != VALKEY_REPLY_STRING)
+        Reply *r = g.get(g.self, k);
+        if (!r || r->type != REPLY_STRING)
             lost++;
         else if (r->len != size || memcmp(r->str, v, size))
             wrong++;
-        if ((lost || wrong) && lost + wrong == 1) printf("first missing or wrong: %s (%s)\n", k, r ? "reply" : cc->errstr);
-        if (r) freeReplyObject(r);
+        if ((lost || wrong) && lost + wrong == 1) printf("first missing or wrong: %s (%s)\n", k, r ? "reply" : g.error(g.self));
+        if (r) FREE_REPLY(r);
         checked++;
     }
     printf("verify %s: %ld acknowledged, %ld lost, %ld wrong\n", name, checked, lost, wrong);
     fclose(acks);
     free(v);
-    valkeyClusterFree(cc);
     return lost || wrong;
+}
+
+static Reply *cluster_get(void *self, const char *k) {
+    return valkeyClusterCommand(self, "GET %s", k);
+}
+
+static const char *cluster_error(void *self) {
+    return ((valkeyClusterContext *)self)->errstr;
 }
 
 static int read_replica(const char *name, double seconds) {
@@ -293,11 +314,16 @@ static Context *connect_tls(const char *host, int port) {
     return c;
 }
 
-/* The primary of {tag}'s slot, as the first node (DEPLOY_HOST:PORT) names it in CLUSTER
- * SLOTS, connected; NULL when none answers. */
-static Context *primary_for(const char *tag) {
+/* The node at DEPLOY_HOST:PORT (the cluster's first node, or the Sentinel), connected. */
+static Context *connect_first(void) {
     const char *host = getenv("DEPLOY_HOST");
-    Context *seed = connect_tls(host ? host : "127.0.0.1", atoi(port_s));
+    return connect_tls(host ? host : "127.0.0.1", atoi(port_s));
+}
+
+/* The primary of {tag}'s slot, as the first node names it in CLUSTER SLOTS, connected;
+ * NULL when none answers. */
+static Context *primary_by_slots(const char *tag) {
+    Context *seed = connect_first();
     if (!seed) return NULL;
     Reply *r = COMMAND(seed, "CLUSTER KEYSLOT {%s}", tag);
     long long slot = r && r->type == REPLY_INTEGER ? r->integer : -1;
@@ -315,16 +341,31 @@ static Context *primary_for(const char *tag) {
     return c;
 }
 
-/* Through a plain context to the primary it looked up; after a failed SET the context is
- * dropped and the primary looked up again. */
+/* The primary the Sentinel names for "mymaster", connected; NULL when none answers. */
+static Context *primary_by_sentinel(const char *tag) {
+    (void)tag;
+    Context *sentinel = connect_first();
+    if (!sentinel) return NULL;
+    Reply *r = COMMAND(sentinel, "SENTINEL GET-MASTER-ADDR-BY-NAME mymaster");
+    Context *c = NULL;
+    if (r && r->type == REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REPLY_STRING)
+        c = connect_tls(r->element[0]->str, atoi(r->element[1]->str));
+    if (r) FREE_REPLY(r);
+    FREE(sentinel);
+    return c;
+}
+
+/* Through a plain context to the primary `lookup` found; after a failed command the
+ * context is dropped and the primary looked up again. */
 typedef struct {
     Context *c;
     const char *tag;
-} plain_writer;
+    Context *(*lookup)(const char *tag);
+} plain_client;
 
 static int plain_write(void *self, const char *k, const char *v, size_t n, char *err, size_t errlen) {
-    plain_writer *p = self;
-    if (!p->c) p->c = primary_for(p->tag);
+    plain_client *p = self;
+    if (!p->c) p->c = p->lookup(p->tag);
     if (!p->c) {
         snprintf(err, errlen, "no primary answered");
         return -1;
@@ -344,6 +385,24 @@ static int plain_write(void *self, const char *k, const char *v, size_t n, char 
     return replicated;
 }
 
+#ifdef CLIENT_VALKEY
+static Reply *plain_get(void *self, const char *k) {
+    plain_client *p = self;
+    if (!p->c) p->c = p->lookup(p->tag);
+    Reply *r = p->c ? COMMAND(p->c, "GET %s", k) : NULL;
+    if (!r && p->c) {
+        FREE(p->c);
+        p->c = NULL;
+    }
+    return r;
+}
+
+static const char *plain_error(void *self) {
+    plain_client *p = self;
+    return p->c ? p->c->errstr : "no primary answered";
+}
+#endif
+
 int main(int argc, char **argv) {
     if (argc < 8) {
         fprintf(stderr, "usage: deploy_client MODE PORT CA CERT KEY conntls|openssl ARGS\n");
@@ -354,7 +413,18 @@ int main(int argc, char **argv) {
 #ifdef CLIENT_VALKEY
     if (!strcmp(mode, "write") && argc == 13)
         return write_keys(argv[7], atof(argv[8]), atol(argv[9]), atof(argv[10]), (size_t)atol(argv[11]), argv[12]);
-    if (!strcmp(mode, "verify") && argc == 10) return verify(argv[7], (size_t)atol(argv[8]), argv[9]);
+    if (!strcmp(mode, "verify") && argc == 10) {
+        valkeyClusterContext *cc = cluster_connect();
+        int status = verify((getter){cluster_get, cluster_error, cc}, argv[7], (size_t)atol(argv[8]), argv[9]);
+        valkeyClusterFree(cc);
+        return status;
+    }
+    if (!strcmp(mode, "verify-sentinel") && argc == 10) {
+        plain_client p = {NULL, NULL, primary_by_sentinel};
+        int status = verify((getter){plain_get, plain_error, &p}, argv[7], (size_t)atol(argv[8]), argv[9]);
+        if (p.c) FREE(p.c);
+        return status;
+    }
     if (!strcmp(mode, "read-replica") && argc == 9) return read_replica(argv[7], atof(argv[8]));
     if (!strcmp(mode, "failover") && argc == 12) {
         user_timeout_ms = argv[10];
@@ -362,9 +432,10 @@ int main(int argc, char **argv) {
         return failover(w, argv[7], argv[8], atof(argv[9]), argv[11]);
     }
 #endif
-    if (!strcmp(mode, "failover-plain") && argc == 12) {
+    int by_slots = !strcmp(mode, "failover-plain"), by_sentinel = !strcmp(mode, "failover-sentinel");
+    if ((by_slots || by_sentinel) && argc == 12) {
         user_timeout_ms = argv[10];
-        plain_writer p = {NULL, argv[8]};
+        plain_client p = {NULL, argv[8], by_slots ? primary_by_slots : primary_by_sentinel};
         writer w = {plain_write, &p};
         return failover(w, argv[7], argv[8], atof(argv[9]), argv[11]);
     }

@@ -28,6 +28,10 @@
 #   scripts/servers.sh [SERVER...]   default: every server below (redis-7.0.15 ...)
 #   FLAVOURS="stock conntls" builds only those trees (default: all of each server);
 #   SANITIZER=address passes the servers' own SANITIZER switch (the tests use it);
+#   a Redis-family flavour with "+tsan" (stock+tsan, conntls+tsan), never built unless
+#   FLAVOURS names it, is that flavour with ThreadSanitizer whatever SANITIZER says,
+#   libc's malloc (the server's jemalloc reuses memory TSan never saw freed) and
+#   tests/server-tsan-fences.h (fences TSan can see);
 #   ROOT=dir builds elsewhere (default target/servers). Prints the trees it built.
 #
 # conntls must be built first (make): the conntls trees link target/release/libconntls.so.0
@@ -94,25 +98,29 @@ source_tree() {
 
 build() {
   local s=$1 flavour=$2 tree=$3 dest=$root/$1/$2
+  # kind: the flavour without its sanitizer suffix (+tsan)
+  local kind=${flavour%+tsan} suffix=${flavour#"${flavour%+tsan}"} sanitize=$sanitizer
   local flags=(${server_flags[$s]:-})
-  case $flavour in
+  case $kind in
     stock|conntls) flags+=(BUILD_TLS=yes) ;;
     *module) flags+=(BUILD_TLS=module) ;;
   esac
-  [ -n "$sanitizer" ] && flags+=(SANITIZER="$sanitizer")
+  # REDIS_CFLAGS reaches the server's own objects (Valkey takes the name too).
+  if [ -n "$suffix" ]; then sanitize=thread; flags+=(MALLOC=libc REDIS_CFLAGS="-include $top/tests/server-tsan-fences.h"); fi
+  [ -n "$sanitize" ] && flags+=(SANITIZER="$sanitize")
   flags+=(OPENSSL_CFLAGS="-I$top/include")
   # A conntls tree starts as a copy of its built stock counterpart.
   local base=
-  if [[ $flavour == conntls* ]]; then
+  if [[ $kind == conntls* ]]; then
     flags+=(LIBSSL_LIBS="-L$top/target/release -Wl,-rpath,$top/target/release -lconntls -lssl")
-    case $flavour in conntls) base=$root/$s/stock ;; conntls-module) base=$root/$s/module ;; esac
+    case $kind in conntls) base=$root/$s/stock$suffix ;; conntls-module) base=$root/$s/module$suffix ;; esac
     [ -f "$base/build.flags" ] || { echo "servers: $s $flavour is derived from ${base##*/}: build that first" >&2; exit 1; }
   fi
   local files=() patch=
-  if [[ $flavour == conntls* ]]; then
+  if [[ $kind == conntls* ]]; then
     files=($(conntls_files "$s"))
   fi
-  if [ "$flavour" = conntls ] && [ -n "${clients_patch[$s]:-}" ]; then
+  if [ "$kind" = conntls ] && [ -n "${clients_patch[$s]:-}" ]; then
     patch=$top/contrib/${clients_patch[$s]}
     files=($(conntls_files "$s" with-clients))
     flags+=(CONNTLS_CFLAGS="-I$top/include") # what pkg-config --cflags conntls gives when installed
@@ -220,9 +228,10 @@ for s in "${servers[@]}"; do
   [ -n "${package[$s]:-}" ] || { echo "servers: unknown server $s (known: ${!package[*]})" >&2; exit 2; }
   tree=$(source_tree "$s")
   for flavour in ${FLAVOURS:-${flavours[$s]}}; do
-    [[ " ${flavours[$s]} " == *" $flavour "* ]] || continue
+    [[ " ${flavours[$s]} " == *" ${flavour%+tsan} "* ]] || continue
     case $s in
-      memcached-*) build_memcached "$s" "$flavour" "$tree" ;;
+      memcached-*) [ "$flavour" = "${flavour%+tsan}" ] || { echo "servers: no +tsan flavour of $s" >&2; exit 2; }
+                   build_memcached "$s" "$flavour" "$tree" ;;
       *) build "$s" "$flavour" "$tree" ;;
     esac
   done

@@ -384,3 +384,92 @@ fn black_hole_client_dropped_after_tls_tcp_user_timeout() {
         drop(ns);
     }
 }
+
+/// Sentinel's script child beside the handshake pool (issue 28; contrib/valkey/README.md's
+/// fork item): a Sentinel on `build` with tls-handshake-threads 2 and a notification
+/// script, its primary stopped and continued three times (each +sdown and -sdown runs the
+/// script in a forked child, which runs connTypeCleanupAll before exec), while new TLS
+/// clients connect to the Sentinel one after another (each handshake on the pool). The
+/// scripts run, every client is answered, the Sentinel lives on without a sanitizer report
+/// in the TLS code.
+fn sentinel_scripts_beside_the_handshake_pool(build: Build) {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let primary = build.start_with(false, &[]);
+    let dir = common::scratch_dir();
+    let (events, script, conf) = (dir.join("events"), dir.join("notify.sh"), dir.join("sentinel.conf"));
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$1\" >> '{}'\n", events.display())).expect("write the script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod the script");
+    let monitor = format!(
+        "sentinel monitor mymaster 127.0.0.1 {} 1\nsentinel down-after-milliseconds mymaster 1000\nsentinel notification-script mymaster {}\n",
+        primary.port,
+        script.display()
+    );
+    std::fs::write(&conf, monitor).expect("write sentinel.conf");
+    let port = free_port();
+    let mut args = vec![conf.display().to_string(), "--sentinel".into()];
+    args.extend(tls_server_args(port));
+    args.extend(["--tls-replication", "yes", "--tls-handshake-threads", "2"].map(String::from));
+    let mut sentinel = ServerProcess::start(&build.binary("server"), port, &args, false);
+
+    // New TLS clients, one after another, until the rounds end (at most 10,000).
+    let done = Arc::new(AtomicBool::new(false));
+    let cli = BUILDS[0].binary("cli");
+    let clients = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let (mut answered, mut failed) = (0, Vec::new());
+            for _ in 0..10_000 {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                let out = tls_command(&cli, port).arg("ping").output().expect("run valkey-cli");
+                match String::from_utf8_lossy(&out.stdout).trim() {
+                    "PONG" => answered += 1,
+                    other => failed.push(format!("{other}{}", String::from_utf8_lossy(&out.stderr).trim())),
+                }
+            }
+            (answered, failed)
+        })
+    };
+    let seen = |event: &str| std::fs::read_to_string(&events).unwrap_or_default().lines().filter(|l| *l == event).count();
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "{build}: {what} within 60 s:\n{}", std::fs::read_to_string(&events).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    for round in 1..=3 {
+        for (signal, event) in [("-STOP", "+sdown"), ("-CONT", "-sdown")] {
+            let status = Command::new("kill").args([signal, &primary.pid().to_string()]).status().expect("run kill");
+            assert!(status.success(), "kill {signal} the primary");
+            until(&format!("the script run for {event} {round} times"), &|| seen(event) >= round);
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let (answered, failed) = clients.join().expect("the clients' thread");
+    println!("{build}: {} script runs, {answered} clients answered during them", std::fs::read_to_string(&events).unwrap_or_default().lines().count());
+    assert!(failed.is_empty(), "{build}: {} of {} clients not answered, the first: {}", failed.len(), answered + failed.len(), failed[0]);
+    assert!(answered > 0, "{build}: no client answered");
+    assert!(sentinel.alive(), "{build}: the Sentinel died:\n{}", sentinel.logs());
+    let logs = sentinel.stop();
+    assert!(!logs.contains("-script-error") && !logs.contains("AddressSanitizer"), "{build}:\n{logs}");
+    let (in_tls, _) = thread_sanitizer_reports(&logs);
+    assert!(in_tls.is_empty(), "{build}: ThreadSanitizer reports in the TLS code:\n{}", in_tls.join("\n"));
+}
+
+#[test]
+fn sentinel_scripts_beside_the_handshake_pool_asan() {
+    let _serial = one_at_a_time();
+    sentinel_scripts_beside_the_handshake_pool(BUILDS[1]);
+}
+
+/// `make soak`: the same on the conntls tree built with ThreadSanitizer.
+#[test]
+#[ignore = "soak: make soak"]
+fn sentinel_scripts_beside_the_handshake_pool_thread_sanitizer_soak() {
+    let _serial = one_at_a_time();
+    sentinel_scripts_beside_the_handshake_pool(Build::new(VALKEY, "conntls+tsan"));
+}
