@@ -47,6 +47,25 @@ typedef struct tls_connection {
     long long close_timer; /* while a close waits for committed bytes: its deadline's time event; else -1 */
 } tls_connection;
 
+/* tls_connection.flags is read and written only through these, atomically: with IO
+ * threads a connection's bits change on two threads (an IO thread records pending bytes
+ * and WANT flags after its read; the main thread clears a WANT flag after handing the read
+ * on, or takes a write's result while a read is out), and a plain |= or &= on one thread
+ * can undo the other's bit (ThreadSanitizer showed it; upstream's review of valkey #3438
+ * names the lost update as a crash). Relaxed: the hand-off of the connection itself
+ * orders the rest. */
+static inline void flagSet(tls_connection *conn, int flag) {
+    __atomic_fetch_or(&conn->flags, flag, __ATOMIC_RELAXED);
+}
+
+static inline void flagClear(tls_connection *conn, int flag) {
+    __atomic_fetch_and(&conn->flags, ~flag, __ATOMIC_RELAXED);
+}
+
+static inline int flagTest(const tls_connection *conn, int flag) {
+    return __atomic_load_n(&conn->flags, __ATOMIC_RELAXED) & flag;
+}
+
 /* A connection the server has closed whose last bytes are still going out: the server no
  * longer knows it, and only closeFlushEvent and closeFlushTimeout touch its events. */
 #define CLOSING(conn) ((conn)->close_timer != -1)
@@ -157,10 +176,9 @@ static char context_failed[3][512]; /* why the mode's context could not be built
 static pthread_mutex_t contexts_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Builds (or, with a context already there, swaps a new generation into) the context for
- * `auth`; *swapped says whether a reload found something to change. Caller holds
- * contexts_lock. */
-static int buildContext(GLUE_TLS_CONFIG *c, int auth, int only_if_changed, int *swapped) {
-    conn_tls_config *cfg = configFor(c, auth);
+ * `auth` from `cfg` (the settings as conntls options; NULL if one was refused); *swapped
+ * says whether a reload found something to change. Caller holds contexts_lock. */
+static int buildContextFrom(conn_tls_config *cfg, int auth, int only_if_changed, int *swapped) {
     *swapped = 0;
     if (!cfg) {
         snprintf(context_failed[auth], sizeof context_failed[auth], "a tls-* option was refused (see the log)");
@@ -178,12 +196,19 @@ static int buildContext(GLUE_TLS_CONFIG *c, int auth, int only_if_changed, int *
         ok = ctx != NULL;
         if (ok) __atomic_store_n(&contexts[auth], ctx, __ATOMIC_RELEASE);
     }
-    conn_tls_config_free(cfg);
     if (!ok) {
         logConfigureError(err);
         snprintf(context_failed[auth], sizeof context_failed[auth], "%s", err);
     }
     return ok ? C_OK : C_ERR;
+}
+
+/* buildContextFrom with the settings `c` (read here: main thread only). */
+static int buildContext(GLUE_TLS_CONFIG *c, int auth, int only_if_changed, int *swapped) {
+    conn_tls_config *cfg = configFor(c, auth);
+    int result = buildContextFrom(cfg, auth, only_if_changed, swapped);
+    conn_tls_config_free(cfg);
+    return result;
 }
 
 /* Startup and CONFIG SET tls-* (and, with only_if_changed, a background reload): stock's
@@ -288,13 +313,13 @@ static void startServer(tls_connection *conn, int auth) {
 /* Records what a conn_tls status asks for. Returns 0 for "call again later" (the WANT
  * flags say on which event), nonzero for an error. */
 static int handleStatus(tls_connection *conn, ssize_t status) {
-    conn->flags &= ~(TLS_CONN_FLAG_WRITE_WANT_READ | TLS_CONN_FLAG_READ_WANT_WRITE);
+    flagClear(conn, TLS_CONN_FLAG_WRITE_WANT_READ | TLS_CONN_FLAG_READ_WANT_WRITE);
     if (status == CONN_TLS_WANT_WRITE) {
-        conn->flags |= TLS_CONN_FLAG_READ_WANT_WRITE;
+        flagSet(conn, TLS_CONN_FLAG_READ_WANT_WRITE);
         return 0;
     }
     if (status == CONN_TLS_WANT_READ) {
-        conn->flags |= TLS_CONN_FLAG_WRITE_WANT_READ;
+        flagSet(conn, TLS_CONN_FLAG_WRITE_WANT_READ);
         return 0;
     }
     updateTLSError(conn, conn_tls_last_error(conn->tls));
@@ -307,7 +332,7 @@ static int handleStatus(tls_connection *conn, ssize_t status) {
 static int handshakeStep(tls_connection *conn) {
     int r = conn_tls_handshake(conn->tls);
     if (r == CONN_TLS_OK) {
-        conn->flags &= ~(TLS_CONN_FLAG_WRITE_WANT_READ | TLS_CONN_FLAG_READ_WANT_WRITE);
+        flagClear(conn, TLS_CONN_FLAG_WRITE_WANT_READ | TLS_CONN_FLAG_READ_WANT_WRITE);
         return 1;
     }
     return handleStatus(conn, r) ? -1 : 0;
@@ -321,8 +346,8 @@ static void updateSSLEvent(tls_connection *conn) {
     aeEventLoop *el = GLUE_EL(conn);
     if (!el || conn->c.fd < 0 || GLUE_EVENTS_HELD(conn) || CLOSING(conn)) return;
     int mask = aeGetFileEvents(el, conn->c.fd);
-    int need_read = conn->c.read_handler || (conn->flags & TLS_CONN_FLAG_WRITE_WANT_READ);
-    int need_write = conn->c.write_handler || (conn->flags & TLS_CONN_FLAG_READ_WANT_WRITE) ||
+    int need_read = conn->c.read_handler || flagTest(conn, TLS_CONN_FLAG_WRITE_WANT_READ);
+    int need_write = conn->c.write_handler || flagTest(conn, TLS_CONN_FLAG_READ_WANT_WRITE) ||
                      (conn->c.state == CONN_STATE_CONNECTED && conn_tls_pending_write(conn->tls) > 0);
     if (need_read && !(mask & AE_READABLE)) aeCreateFileEvent(el, conn->c.fd, AE_READABLE, tlsEventHandler, conn);
     if (!need_read && (mask & AE_READABLE)) aeDeleteFileEvent(el, conn->c.fd, AE_READABLE);
@@ -334,7 +359,7 @@ static void updateSSLEvent(tls_connection *conn) {
 static void registerHandshakeEvent(tls_connection *conn) {
     aeEventLoop *el = GLUE_EL(conn);
     int mask = aeGetFileEvents(el, conn->c.fd);
-    int want_write = conn->flags & TLS_CONN_FLAG_READ_WANT_WRITE;
+    int want_write = flagTest(conn, TLS_CONN_FLAG_READ_WANT_WRITE);
     int keep = want_write ? AE_WRITABLE : AE_READABLE, drop = want_write ? AE_READABLE : AE_WRITABLE;
     if (mask & drop) aeDeleteFileEvent(el, conn->c.fd, drop);
     if (!(mask & keep)) aeCreateFileEvent(el, conn->c.fd, keep, tlsEventHandler, conn);
@@ -398,7 +423,7 @@ static int connTLSSetWriteHandler(connection *conn_, ConnectionCallbackFunc func
         conn->c.flags |= CONN_FLAG_WRITE_BARRIER;
     else
         conn->c.flags &= ~CONN_FLAG_WRITE_BARRIER;
-    if (!func) conn->flags &= ~TLS_CONN_FLAG_WRITE_WANT_READ;
+    if (!func) flagClear(conn, TLS_CONN_FLAG_WRITE_WANT_READ);
     updateSSLEvent(conn);
     return C_OK;
 }
@@ -406,7 +431,7 @@ static int connTLSSetWriteHandler(connection *conn_, ConnectionCallbackFunc func
 static int connTLSSetReadHandler(connection *conn_, ConnectionCallbackFunc func) {
     tls_connection *conn = (tls_connection *)conn_;
     conn->c.read_handler = func;
-    if (!func) conn->flags &= ~TLS_CONN_FLAG_READ_WANT_WRITE;
+    if (!func) flagClear(conn, TLS_CONN_FLAG_READ_WANT_WRITE);
     updateSSLEvent(conn);
     return C_OK;
 }
@@ -421,20 +446,20 @@ static int handleConnectedEvent(tls_connection *conn, int mask) {
         conn->c.state = CONN_STATE_ERROR;
     }
     int call_read = ((mask & AE_READABLE) && conn->c.read_handler) ||
-                    ((mask & AE_WRITABLE) && (conn->flags & TLS_CONN_FLAG_READ_WANT_WRITE));
+                    ((mask & AE_WRITABLE) && flagTest(conn, TLS_CONN_FLAG_READ_WANT_WRITE));
     int call_write = ((mask & AE_WRITABLE) && conn->c.write_handler) ||
-                     ((mask & AE_READABLE) && (conn->flags & TLS_CONN_FLAG_WRITE_WANT_READ));
+                     ((mask & AE_READABLE) && flagTest(conn, TLS_CONN_FLAG_WRITE_WANT_READ));
     int invert = conn->c.flags & CONN_FLAG_WRITE_BARRIER;
     if (!invert && call_read) {
-        conn->flags &= ~TLS_CONN_FLAG_READ_WANT_WRITE;
+        flagClear(conn, TLS_CONN_FLAG_READ_WANT_WRITE);
         if (!callHandler((connection *)conn, conn->c.read_handler)) return 0;
     }
     if (call_write) {
-        conn->flags &= ~TLS_CONN_FLAG_WRITE_WANT_READ;
+        flagClear(conn, TLS_CONN_FLAG_WRITE_WANT_READ);
         if (!callHandler((connection *)conn, conn->c.write_handler)) return 0;
     }
     if (invert && call_read) {
-        conn->flags &= ~TLS_CONN_FLAG_READ_WANT_WRITE;
+        flagClear(conn, TLS_CONN_FLAG_READ_WANT_WRITE);
         if (!callHandler((connection *)conn, conn->c.read_handler)) return 0;
     }
     return 1;
@@ -618,7 +643,7 @@ static int unsentBytes(tls_connection *conn) {
 
 /* The close itself, after a connShutdown that waited for it too. */
 static void closeNow(tls_connection *conn) {
-    if (conn->flags & TLS_CONN_FLAG_SHUTDOWN_ON_CLOSE) {
+    if (flagTest(conn, TLS_CONN_FLAG_SHUTDOWN_ON_CLOSE)) {
         releaseTLS(conn);
         shutdown(conn->c.fd, SHUT_RDWR);
     }
@@ -684,7 +709,7 @@ static void closeWhenFlushed(tls_connection *conn) {
  * the close that follows delivers them first, and shuts the socket down after. */
 static inline void shutdownTLS(tls_connection *conn) { /* inline: unused on Redis 7.0, which has no connShutdown */
     if (unsentBytes(conn)) {
-        conn->flags |= TLS_CONN_FLAG_SHUTDOWN_ON_CLOSE;
+        flagSet(conn, TLS_CONN_FLAG_SHUTDOWN_ON_CLOSE);
         return;
     }
     releaseTLS(conn);

@@ -68,7 +68,7 @@ static void notePendingRead(struct tls_connection *conn);
 #define GLUE_TLS_CONFIG serverTLSContextConfig
 #define GLUE_EL(conn) ((void)(conn), server.el)
 /* An IO thread's job or the handshake pool has the connection: hands off. */
-#define GLUE_EVENTS_HELD(conn) ((conn)->flags & (TLS_CONN_FLAG_POSTPONE_UPDATE_STATE | TLS_CONN_FLAG_IN_POOL))
+#define GLUE_EVENTS_HELD(conn) (flagTest(conn, TLS_CONN_FLAG_POSTPONE_UPDATE_STATE | TLS_CONN_FLAG_IN_POOL))
 #define GLUE_TCP() connectionTypeTcp()
 #define GLUE_WAS_BLOCKING(fd) anetIsBlock(NULL, (fd))
 #define GLUE_AFTER_READ(conn) notePendingRead(conn)
@@ -164,18 +164,38 @@ static int tlsConfigureSync(void *priv, int reconfigure) {
 
 #if VALKEY_91
 
-/* tls-auto-reload-interval, on the bio thread: conntls builds and swaps the new
- * generation safely from any thread, and only when a file or option changed. Stock's log
- * lines (stock logs the first when it detects a change, before building; conntls detects
- * and builds in one call). The interval counts from here even after a failure (stock
- * retries a failed reload at every cron run). */
+/* tls-auto-reload-interval: the settings are read on the main thread when the job is made
+ * (tlsReconfigureIfNeeded), as conntls options for each context in use, because CONFIG SET
+ * replaces them there: stock's job (and this glue's first one) read server.tls_ctx_config
+ * and server.ustime on the bio thread, races ThreadSanitizer showed (a CONFIG SET of
+ * tls-cert-file freeing the string the job was reading; the main thread's clock). The job reads the files and swaps
+ * the new generations, only when a file or option changed. Guarded by reload_lock; a job
+ * takes what the latest cron run left. */
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static conn_tls_config *reload_configs[3]; /* per auth mode, as contexts[]; NULL: none */
+
+/* On the bio thread. Stock's log lines (stock logs the first when it detects a change,
+ * before building; conntls detects and builds in one call). */
 void tlsConfigureAsync(void) {
-    int swapped;
-    int result = configureContexts(&server.tls_ctx_config, 1, &swapped);
+    conn_tls_config *configs[3];
+    pthread_mutex_lock(&reload_lock);
+    memcpy(configs, reload_configs, sizeof configs);
+    memset(reload_configs, 0, sizeof reload_configs);
+    pthread_mutex_unlock(&reload_lock);
+    int swapped = 0, result = C_OK;
+    pthread_mutex_lock(&contexts_lock);
+    for (int auth = 0; auth < 3; auth++) {
+        int one;
+        if (!configs[auth]) continue;
+        if (buildContextFrom(configs[auth], auth, 1, &one) == C_ERR) result = C_ERR;
+        swapped |= one;
+        conn_tls_config_free(configs[auth]);
+    }
+    if (result == C_OK) memset(context_failed, 0, sizeof context_failed);
+    pthread_mutex_unlock(&contexts_lock);
     if (swapped || result == C_ERR) serverLog(LL_NOTICE, "TLS materials changed, reloading in background");
     if (result == C_ERR) serverLog(LL_WARNING, "Background TLS reload failed");
     if (!swapped && result == C_OK) serverLog(LL_DEBUG, "TLS reload skipped: materials unchanged");
-    atomic_store_explicit(&lastTlsConfigureTime, server.ustime, memory_order_relaxed);
 }
 
 /* Main thread, after the bio job: the new generation is already live; the INFO fields
@@ -187,11 +207,23 @@ void tlsApplyPendingReload(void) {
     serverLog(LL_NOTICE, "TLS materials reloaded successfully");
 }
 
+/* Main thread (cron): the settings for the bio job, then the job. The interval counts from
+ * the job's making, even when it fails (stock counts from the job's end, reading the main
+ * thread's clock there, and retries a failed reload at every cron run). */
 void tlsReconfigureIfNeeded(void) {
     long long last = atomic_load_explicit(&lastTlsConfigureTime, memory_order_relaxed);
     long long age_s = (server.ustime - last) / 1000000;
     if (server.tls_ctx_config.auto_reload_interval == 0 || age_s < server.tls_ctx_config.auto_reload_interval) return;
+    if (checkTLSSettings(&server.tls_ctx_config) == C_ERR) return;
+    pthread_mutex_lock(&reload_lock);
+    for (int auth = 0; auth < 3; auth++) {
+        conn_tls_config_free(reload_configs[auth]);
+        /* contexts[] changes only on this thread: read without contexts_lock */
+        reload_configs[auth] = contexts[auth] ? configFor(&server.tls_ctx_config, auth) : NULL;
+    }
+    pthread_mutex_unlock(&reload_lock);
     bioCreateTlsReloadJob();
+    atomic_store_explicit(&lastTlsConfigureTime, server.ustime, memory_order_relaxed);
 }
 #endif
 
@@ -260,16 +292,16 @@ static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handle
 static void postPoneUpdateSSLState(connection *conn_, int postpone) {
     tls_connection *conn = (tls_connection *)conn_;
     if (postpone)
-        conn->flags |= TLS_CONN_FLAG_POSTPONE_UPDATE_STATE;
+        flagSet(conn, TLS_CONN_FLAG_POSTPONE_UPDATE_STATE);
     else
-        conn->flags &= ~TLS_CONN_FLAG_POSTPONE_UPDATE_STATE;
+        flagClear(conn, TLS_CONN_FLAG_POSTPONE_UPDATE_STATE);
 }
 
 /* Main thread: the connection is on the pending list (decrypted bytes that no fd event
  * will announce) exactly while notePendingRead found some. */
 static void syncPendingList(tls_connection *conn) {
-    if (conn->flags & TLS_CONN_FLAG_POSTPONE_UPDATE_STATE) return;
-    if (conn->flags & TLS_CONN_FLAG_HAS_PENDING)
+    if (flagTest(conn, TLS_CONN_FLAG_POSTPONE_UPDATE_STATE)) return;
+    if (flagTest(conn, TLS_CONN_FLAG_HAS_PENDING))
         pendingAdd(conn);
     else
         pendingRemove(conn);
@@ -279,17 +311,17 @@ static void syncPendingList(tls_connection *conn) {
  * as a flag only (the pending list is the main thread's: syncPendingList). */
 static void notePendingRead(tls_connection *conn) {
     if (conn_tls_pending_read(conn->tls) > 0)
-        conn->flags |= TLS_CONN_FLAG_HAS_PENDING;
+        flagSet(conn, TLS_CONN_FLAG_HAS_PENDING);
     else
-        conn->flags &= ~TLS_CONN_FLAG_HAS_PENDING;
+        flagClear(conn, TLS_CONN_FLAG_HAS_PENDING);
 }
 
 /* Main thread: act on a handshake step's result (which may have run on an IO thread). */
 static int TLSHandleAcceptResult(tls_connection *conn, int call_handler_on_error) {
     serverAssert(conn->c.state == CONN_STATE_ACCEPTING);
-    if (conn->flags & TLS_CONN_FLAG_ACCEPT_SUCCESS) {
+    if (flagTest(conn, TLS_CONN_FLAG_ACCEPT_SUCCESS)) {
         conn->c.state = CONN_STATE_CONNECTED;
-    } else if (conn->flags & TLS_CONN_FLAG_ACCEPT_ERROR) {
+    } else if (flagTest(conn, TLS_CONN_FLAG_ACCEPT_ERROR)) {
         conn->c.state = CONN_STATE_ERROR;
         if (!call_handler_on_error) return C_ERR;
     } else {
@@ -313,8 +345,8 @@ static void updateSSLState(connection *conn_) {
 /* One handshake step; safe on an IO thread: it only sets this connection's flags. */
 static void TLSAccept(tls_connection *conn) {
     int step = handshakeStep(conn);
-    if (step == 1) conn->flags |= TLS_CONN_FLAG_ACCEPT_SUCCESS;
-    if (step == -1) conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
+    if (step == 1) flagSet(conn, TLS_CONN_FLAG_ACCEPT_SUCCESS);
+    if (step == -1) flagSet(conn, TLS_CONN_FLAG_ACCEPT_ERROR);
 }
 
 #if VALKEY_91
@@ -411,6 +443,11 @@ static int submitToPool(tls_connection *conn);
 static int connectDone(tls_connection *conn);
 
 static void tlsHandleEvent(tls_connection *conn, int mask) {
+    /* An IO thread has the connection (a read, write or accept job is out): its state and
+     * session are that thread's until the job comes back and updateSSLState acts. The
+     * server's handlers would return at once; stock's tlsHandleEvent read the state first,
+     * racing the IO thread that sets it (ThreadSanitizer showed it). */
+    if (flagTest(conn, TLS_CONN_FLAG_POSTPONE_UPDATE_STATE)) return;
     switch (conn->c.state) {
     case CONN_STATE_CONNECTING: {
         int conn_error = anetGetError(conn->c.fd);
@@ -506,7 +543,7 @@ static void connTLSCloseListener(connListener *listener) {
  * there, and connTLSClose's free waits for the collection. */
 static void connTLSShutdown(connection *conn_) {
     tls_connection *conn = (tls_connection *)conn_;
-    if (conn->flags & TLS_CONN_FLAG_IN_POOL) {
+    if (flagTest(conn, TLS_CONN_FLAG_IN_POOL)) {
         connectionTypeTcp()->shutdown(conn_);
         return;
     }
@@ -515,9 +552,9 @@ static void connTLSShutdown(connection *conn_) {
 
 static void connTLSClose(connection *conn_) {
     tls_connection *conn = (tls_connection *)conn_;
-    if (conn->flags & TLS_CONN_FLAG_IN_POOL) {
+    if (flagTest(conn, TLS_CONN_FLAG_IN_POOL)) {
         /* The pool still steps this handshake: the rest waits for poolCollect. */
-        conn->flags |= TLS_CONN_FLAG_CLOSE_COLLECTED;
+        flagSet(conn, TLS_CONN_FLAG_CLOSE_COLLECTED);
         return;
     }
     closeWhenFlushed(conn);
@@ -581,9 +618,9 @@ static void poolCollect(struct aeEventLoop *el, int fd, void *clientData, int ma
     int status;
     while (conn_tls_pool_collect(pool, &tls, &user, &status) == 1) {
         tls_connection *conn = user;
-        conn->flags &= ~TLS_CONN_FLAG_IN_POOL;
+        flagClear(conn, TLS_CONN_FLAG_IN_POOL);
         pool_inside--;
-        if (conn->flags & TLS_CONN_FLAG_CLOSE_COLLECTED) {
+        if (flagTest(conn, TLS_CONN_FLAG_CLOSE_COLLECTED)) {
             finishClose(conn);
             continue;
         }
@@ -594,7 +631,7 @@ static void poolCollect(struct aeEventLoop *el, int fd, void *clientData, int ma
             if (connectDone(conn)) updateSSLEvent(conn);
             continue;
         }
-        conn->flags |= status == CONN_TLS_OK ? TLS_CONN_FLAG_ACCEPT_SUCCESS : TLS_CONN_FLAG_ACCEPT_ERROR;
+        flagSet(conn, status == CONN_TLS_OK ? TLS_CONN_FLAG_ACCEPT_SUCCESS : TLS_CONN_FLAG_ACCEPT_ERROR);
         /* The accept handler, then the events the client asked for meanwhile. */
         updateSSLState((connection *)conn);
     }
@@ -637,7 +674,7 @@ static int submitToPool(tls_connection *conn) {
         /* The pool waits on the fd now; the handlers set meanwhile (an accepted client's
          * read handler, set before the accept) are watched again once it is collected. */
         aeDeleteFileEvent(server.el, conn->c.fd, AE_READABLE | AE_WRITABLE);
-        conn->flags |= TLS_CONN_FLAG_IN_POOL;
+        flagSet(conn, TLS_CONN_FLAG_IN_POOL);
         pool_inside++;
     }
     return r;
@@ -660,7 +697,7 @@ static int connTLSAccept(connection *_conn, ConnectionCallbackFunc accept_handle
         int r = submitToPool(conn);
         if (r == CONN_TLS_OK) return C_OK;
         updateTLSError(conn, r == CONN_TLS_BUSY ? "too many TLS handshakes in flight" : conn_tls_thread_last_error());
-        conn->flags |= TLS_CONN_FLAG_ACCEPT_ERROR;
+        flagSet(conn, TLS_CONN_FLAG_ACCEPT_ERROR);
         return TLSHandleAcceptResult(conn, call_handler_on_error);
     }
     if (trySendAcceptToIOThreads(_conn) == C_OK) return C_OK;
