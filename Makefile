@@ -90,9 +90,10 @@ check: build header-tool
 	$(CARGO) test --release --no-fail-fast --lib $$(printf -- '--test %s ' $$tests) -- --skip black_hole
 
 # The long runs, left out of make test (#[ignore = "soak: ..."] tests): whole upstream
-# suites on the conntls servers, and the deployments' seeds for their own windows
-# (SOAK_SECONDS per build, DEPLOY_SERVERS: tests/deployments.rs). Results go in the
-# READMEs of contrib/ and BENCHMARKS.md.
+# suites on the conntls servers, the deployments' seeds for their own windows
+# (SOAK_SECONDS per build, DEPLOY_SERVERS: tests/deployments.rs), and the ThreadSanitizer
+# runs on Valkey 9.1 built with TSan (scripts/servers.sh's +tsan flavours). Results go in
+# the READMEs of contrib/ and BENCHMARKS.md.
 soak: build header-tool
 	$(CARGO) test --release --no-fail-fast -- --ignored
 

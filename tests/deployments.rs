@@ -105,8 +105,10 @@ fn count_lines(logs: &str, needle: &str) -> usize {
 impl Row {
     /// The writers' counts and read-back (their values of `size` bytes), then what the
     /// nodes' logs say once the cluster stopped.
-    fn finish(mut self, build: Build, cluster: Cluster, writers: Vec<(String, Child, PathBuf)>, size: usize) -> Row {
-        account(&mut self, build, cluster.nodes[0].port, writers, size);
+    fn finish(mut self, build: Build, mut cluster: Cluster, writers: Vec<(String, Child, PathBuf)>, size: usize) -> Row {
+        // Read back through a node still running (a node that died counts as a crash).
+        let port = cluster.nodes.iter_mut().find_map(|n| n.alive().then_some(n.port)).unwrap_or(cluster.nodes[0].port);
+        account(&mut self, build, port, writers, size);
         self.count_logs(build, cluster);
         self
     }
@@ -230,7 +232,11 @@ fn load_rounds(build: Build, port: u16, args: &[&str], deadline: Instant) -> (f6
     let (mut requests, mut seconds, mut p99, mut errors) = (0.0, 0.0, 0.0f64, 0);
     for _ in 0..1000 {
         let started = Instant::now();
-        let out = tls_command(&build.stock().binary("benchmark"), port).args(["--cluster", "--csv"]).args(args).output().expect("run the benchmark");
+        // The benchmark retries a lost node without end: a round gets at most 10 minutes.
+        let benchmark = tls_command(&build.stock().binary("benchmark"), port);
+        let mut bounded = Command::new("timeout");
+        bounded.arg("600").arg(benchmark.get_program()).args(benchmark.get_args()).env("ASAN_OPTIONS", "detect_leaks=0");
+        let out = bounded.args(["--cluster", "--csv"]).args(args).output().expect("run the benchmark");
         let took = started.elapsed().as_secs_f64();
         let text = String::from_utf8_lossy(&out.stdout);
         let err = String::from_utf8_lossy(&out.stderr);
