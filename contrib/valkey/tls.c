@@ -168,9 +168,9 @@ static int tlsConfigureSync(void *priv, int reconfigure) {
  * (tlsReconfigureIfNeeded), as conntls options for each context in use, because CONFIG SET
  * replaces them there: stock's job (and this glue's first one) read server.tls_ctx_config
  * and server.ustime on the bio thread, races ThreadSanitizer showed (a CONFIG SET of
- * tls-cert-file freeing the string the job was reading; the main thread's clock). The job reads the files and swaps
- * the new generations, only when a file or option changed. Guarded by reload_lock; a job
- * takes what the latest cron run left. */
+ * tls-cert-file freeing the string the job was reading; the main thread's clock). The job
+ * reads the files and swaps the new generations, only when a file or option changed.
+ * Guarded by reload_lock; a job takes what the latest cron run left. */
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static conn_tls_config *reload_configs[3]; /* per auth mode, as contexts[]; NULL: none */
 
