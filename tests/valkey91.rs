@@ -439,11 +439,8 @@ fn sentinel_scripts_beside_the_handshake_pool(build: Build) {
     };
     let seen = |event: &str| std::fs::read_to_string(&events).unwrap_or_default().lines().filter(|l| *l == event).count();
     let until = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !done() {
-            assert!(Instant::now() < deadline, "{build}: {what} within 60 s:\n{}", std::fs::read_to_string(&events).unwrap_or_default());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let events = || std::fs::read_to_string(&events).unwrap_or_default();
+        assert!(wait_until(Duration::from_secs(60), done), "{build}: {what} within 60 s:\n{}", events());
     };
     for round in 1..=3 {
         for (signal, event) in [("-STOP", "+sdown"), ("-CONT", "-sdown")] {

@@ -615,6 +615,18 @@ impl ServerProcess {
     }
 }
 
+/// Polls `done` (every 100 ms) for at most `within`: whether it became true.
+pub fn wait_until(within: Duration, done: &dyn Fn() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
 /// Valkey 9.1's own races under io-threads, named by the function of an access's first
 /// frame, as a seed-001 run on conntls+tsan (with tests/server-tsan-fences.h) showed them:
 /// none has an access in the TLS code. They stay reported and counted, never hidden.

@@ -75,11 +75,7 @@ impl Deployment {
 
 /// Waits (at most 120 s) until `done`; fails the test with `what` otherwise.
 fn until(build: Build, what: &str, done: &dyn Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(Instant::now() < deadline, "{build}: seed 004: {what} within 120 s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert!(wait_until(Duration::from_secs(120), done), "{build}: seed 004: {what} within 120 s");
 }
 
 /// A server of `build` at `place` with the TLS options and `options`.
