@@ -93,9 +93,10 @@ check: build header-tool
 # suites on the conntls servers, the deployments' seeds for their own windows
 # (SOAK_SECONDS per build, DEPLOY_SERVERS: tests/deployments.rs), and the ThreadSanitizer
 # runs on Valkey 9.1 built with TSan (scripts/servers.sh's +tsan flavours). Results go in
-# the READMEs of contrib/ and BENCHMARKS.md.
+# the READMEs of contrib/ and BENCHMARKS.md. --nocapture: the runs print their tables as
+# they finish (one at a time, so they read in order), not only when a test fails.
 soak: build header-tool
-	$(CARGO) test --release --no-fail-fast -- --ignored
+	$(CARGO) test --release --no-fail-fast -- --ignored --nocapture --test-threads=1
 
 # One OpenSSL line of the matrix (LINE=3.5 or 4.0). OpenSSL's build output goes to
 # target/openssl-<line>/openssl.log and the prefix is read from the stamp file: from
