@@ -163,11 +163,13 @@ fn automatic_reload_rotates_certificates_under_load() {
 
 /// `make soak` (too long for CI's hour): Valkey's own suites over TLS on both conntls
 /// builds: the cluster files that run over tls-cluster with atomic slot migration
-/// (cluster-migrateslots: #4320's concurrent reads and writes on one connection, #4559's
-/// ACK reads with IO threads; slot-migration, many-slot-migration, replica-migration) and
-/// the whole Sentinel suite (built in: Sentinel's links on contrib/libvalkey). As in CI, a
-/// unit that fails twice runs on stock and counts against conntls only where it passes
-/// there.
+/// (cluster-migrateslots: #4320's concurrent reads and writes on one connection;
+/// slot-migration, many-slot-migration, replica-migration) and the whole Sentinel suite
+/// (built in: Sentinel's links on contrib/libvalkey). As in CI, a unit that fails twice
+/// runs on stock and counts against conntls only where it passes there.
+/// Not cluster-migrateslots with --io-threads: stock 9.1.2 fails it here (its release
+/// tree too, with and without --tls: contrib/valkey/README.md), so its four runs per
+/// build (about 20 minutes) could only end as "upstream's".
 #[test]
 #[ignore = "soak: make soak"]
 fn valkey_own_cluster_and_sentinel_suites_soak() {
@@ -180,7 +182,6 @@ fn valkey_own_cluster_and_sentinel_suites_soak() {
     ];
     for build in [BUILDS[1], BUILDS[2]] {
         run_own_tests(build, &cluster, &[]);
-        run_own_tests(build, &cluster[..1], &["--io-threads"]);
     }
     run_sentinel_tests(BUILDS[1]);
 }

@@ -249,7 +249,7 @@ pub const BAD_LENGTH_TRIGGER: [&str; 6] = ["pipeline", "4", "40", "3", "1024", "
 /// fails the test (`build` is stock only where the test is about stock). Returns how
 /// many tests the passing run passed (0 for upstream's failure).
 fn settle_failed_unit(build: Build, unit: &str, first: String, run: impl Fn(Build) -> Result<usize, String>) -> usize {
-    println!("rerun: {build}: {unit} failed; running it once more\n{}", tail(&first, 30));
+    println!("rerun: {build}: {unit} failed; running it once more\n{}", why_it_failed(&first));
     let second = match run(build) {
         Ok(passed) => {
             println!("rerun: {build}: {unit} passed on its rerun");
@@ -264,13 +264,24 @@ fn settle_failed_unit(build: Build, unit: &str, first: String, run: impl Fn(Buil
         run(stock).is_err()
     };
     assert!(stock_fails, "{build}: {unit} failed twice, and passes on {stock}:\n{first}\n--- the rerun:\n{second}");
-    println!("upstream's: {unit} fails on {build} and on {stock}, each after a rerun; not counted\n{}", tail(&second, 30));
+    println!("upstream's: {unit} fails on {build} and on {stock}, each after a rerun; not counted\n{}", why_it_failed(&second));
     0
 }
 
-fn tail(text: &str, lines: usize) -> String {
+/// What a reader needs of a failed run: the suite's [err] and [exception] lines with the
+/// few lines after each (the message; a Tcl exception's stack follows it, for tens of
+/// lines), then its last lines.
+fn why_it_failed(text: &str) -> String {
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    let mut shown: Vec<&str> = Vec::new();
+    for (i, line) in all.iter().enumerate() {
+        if line.contains("[err]") || line.contains("[exception]") {
+            shown.extend(&all[i..all.len().min(i + 6)]);
+        }
+    }
+    shown.push("...");
+    shown.extend(&all[all.len().saturating_sub(10)..]);
+    shown.join("\n")
 }
 
 /// The tree's own test suite with --tls (`--tls-module` for a module flavour: the tree's
