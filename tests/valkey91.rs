@@ -447,6 +447,14 @@ fn sentinel_scripts_beside_the_handshake_pool(build: Build) {
         for (signal, event) in [("-STOP", "+sdown"), ("-CONT", "-sdown")] {
             let status = Command::new("kill").args([signal, &primary.pid().to_string()]).status().expect("run kill");
             assert!(status.success(), "kill {signal} the primary");
+            // One make soak run saw no +sdown in 60 s while the primary's log showed it
+            // serving on: the state the signal gave, so such a run says which side failed.
+            let stopped = signal == "-STOP";
+            assert!(
+                wait_until(Duration::from_secs(10), &|| (process_state(primary.pid()) == Some('T')) == stopped),
+                "{build}: the primary's state after kill {signal}: {:?}",
+                process_state(primary.pid())
+            );
             until(&format!("the script run for {event} {round} times"), &|| seen(event) >= round);
         }
     }

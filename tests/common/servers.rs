@@ -626,6 +626,12 @@ impl ServerProcess {
     }
 }
 
+/// A process's state letter from /proc (R, S, T for stopped...), None once it is gone.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+}
+
 /// Polls `done` (every 100 ms) for at most `within`: whether it became true.
 pub fn wait_until(within: Duration, done: &dyn Fn() -> bool) -> bool {
     let deadline = Instant::now() + within;
