@@ -167,9 +167,9 @@ fn automatic_reload_rotates_certificates_under_load() {
 /// slot-migration, many-slot-migration, replica-migration) and the whole Sentinel suite
 /// (built in: Sentinel's links on contrib/libvalkey). As in CI, a unit that fails twice
 /// runs on stock and counts against conntls only where it passes there.
-/// Not cluster-migrateslots with --io-threads: stock 9.1.2 fails it here (its release
-/// tree too, with and without --tls: contrib/valkey/README.md), so its four runs per
-/// build (about 20 minutes) could only end as "upstream's".
+/// Not cluster-migrateslots with --io-threads: stock 9.1.2 fails it here over TLS (its
+/// release tree too; without --tls it passes: contrib/valkey/README.md), so its four runs
+/// per build (about 20 minutes) could only end as "upstream's".
 #[test]
 #[ignore = "soak: make soak"]
 fn valkey_own_cluster_and_sentinel_suites_soak() {
@@ -440,8 +440,7 @@ fn sentinel_scripts_beside_the_handshake_pool(build: Build) {
     };
     let seen = |event: &str| std::fs::read_to_string(&events).unwrap_or_default().lines().filter(|l| *l == event).count();
     let until = |what: &str, done: &dyn Fn() -> bool| {
-        let events = || std::fs::read_to_string(&events).unwrap_or_default();
-        assert!(wait_until(Duration::from_secs(60), done), "{build}: {what} within 60 s:\n{}", events());
+        assert!(wait_until(Duration::from_secs(60), done), "{build}: {what} within 60 s:\n{}", std::fs::read_to_string(&events).unwrap_or_default());
     };
     for round in 1..=3 {
         for (signal, event) in [("-STOP", "+sdown"), ("-CONT", "-sdown")] {
